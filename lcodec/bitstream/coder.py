@@ -1,0 +1,143 @@
+"""Range coding of integer symbols with integer tables (constriction's queue coder).
+
+Every probability handed to constriction is ``count / 2**precision`` with integer
+counts from stored ``CodingTables``: exact in float64, so encoder and decoder on
+any machine build the same models. Work is vectorised per table, never per symbol:
+symbols that share a table are coded in one call, in their original order.
+
+Stream layout (one constriction queue, 32-bit words, little-endian on disk):
+
+1. for each table index t in increasing order: the symbols whose index is t,
+   as positions ``symbol - offsets[t]``; out-of-range symbols are sent as the
+   table's last entry (escape);
+2. for the escaped symbols, in order: a side bit (below / above the range), then
+   the Exp-Golomb length class ``n`` of the overshoot ``d`` (d >= 0) under a
+   uniform model over 0..32, then, grouped by class in increasing order,
+   the ``n`` low bits of ``d + 1`` (without its leading one) in chunks of <= 16 bits.
+"""
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from lcodec.bitstream.tables import CodingTables
+from lcodec.errors import BitstreamError, InputError
+
+__all__ = ["encode_symbols", "decode_symbols", "CODER_ID", "CODER_VERSION"]
+
+CODER_ID = 1  # constriction queue range coder, 32-bit words
+CODER_VERSION = (0, 5, 0)
+_MAX_CLASS = 33  # overshoot d < 2**32 -> d + 1 has at most 33 bits
+_MAX_ABS_SYMBOL = 2**31 - 1
+
+_model = constriction.stream.model
+
+
+def _categorical(tables: CodingTables, t: int) -> "constriction.stream.model.Categorical":
+    counts = tables.counts[t, : tables.lengths[t]]
+    return _model.Categorical(counts.astype(np.float64) / float(1 << tables.precision), perfect=False)
+
+
+def _check_indexes(indexes: np.ndarray, tables: CodingTables) -> np.ndarray:
+    indexes = np.asarray(indexes).reshape(-1).astype(np.int64)
+    if indexes.size and (indexes.min() < 0 or indexes.max() >= tables.num_tables):
+        raise BitstreamError(f"table index out of range 0..{tables.num_tables - 1}")
+    return indexes
+
+
+def encode_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> bytes:
+    """Range-code integer ``symbols`` with table ``indexes[i]`` for symbol i. Returns the words."""
+    symbols = np.asarray(symbols).reshape(-1)
+    if symbols.size and not np.issubdtype(symbols.dtype, np.integer):
+        raise InputError("symbols must be integers")
+    symbols = symbols.astype(np.int64)
+    if symbols.size and np.abs(symbols).max() > _MAX_ABS_SYMBOL:
+        raise InputError(f"symbol magnitude above {_MAX_ABS_SYMBOL}; the latents are not finite-range")
+    indexes = _check_indexes(indexes, tables)
+    if indexes.size != symbols.size:
+        raise InputError(f"{symbols.size} symbols but {indexes.size} table indexes")
+
+    offsets = tables.offsets[indexes]
+    last = tables.lengths[indexes] - 1
+    pos = symbols - offsets
+    below, above = pos < 0, pos >= last
+    escaped = below | above
+    pos = np.where(escaped, last, pos)
+
+    enc = constriction.stream.queue.RangeEncoder()
+    for t in np.unique(indexes):
+        enc.encode(pos[indexes == t].astype(np.int32), _categorical(tables, int(t)))
+
+    if escaped.any():
+        s, o, n = symbols[escaped], offsets[escaped], last[escaped]
+        overshoot = np.where(below[escaped], o - 1 - s, s - o - n)  # >= 0
+        _encode_escapes(enc, above[escaped].astype(np.int32), overshoot)
+    return enc.get_compressed().astype("<u4").tobytes()
+
+
+def _encode_escapes(enc, sides: np.ndarray, d: np.ndarray) -> None:
+    v = d + 1  # >= 1
+    classes = np.zeros(v.size, dtype=np.int64)  # bits after the leading one: floor(log2(v)), exactly
+    for bit in (16, 8, 4, 2, 1):
+        big = (v >> (classes + bit)) > 0
+        classes += np.where(big, bit, 0)
+    enc.encode(sides, _model.Uniform(2))
+    enc.encode(classes.astype(np.int32), _model.Uniform(_MAX_CLASS))
+    for n in np.unique(classes):
+        rest = v[classes == n] - (1 << int(n))
+        _encode_bits(enc, rest, int(n))
+
+
+def _encode_bits(enc, values: np.ndarray, nbits: int) -> None:
+    shift = 0
+    while shift < nbits:
+        width = min(16, nbits - shift)
+        enc.encode(((values >> shift) & ((1 << width) - 1)).astype(np.int32), _model.Uniform(1 << width))
+        shift += width
+
+
+def _decode_bits(dec, count: int, nbits: int) -> np.ndarray:
+    values = np.zeros(count, dtype=np.int64)
+    shift = 0
+    while shift < nbits:
+        width = min(16, nbits - shift)
+        values |= dec.decode(_model.Uniform(1 << width), count).astype(np.int64) << shift
+        shift += width
+    return values
+
+
+def decode_symbols(data: bytes, indexes: np.ndarray, tables: CodingTables) -> np.ndarray:
+    """Inverse of ``encode_symbols``: the symbols (int64), in the order of ``indexes``.
+
+    Malformed data raises ``BitstreamError``; it never hangs (the symbol count is fixed by
+    ``indexes``) and never allocates more than the indexes imply.
+    """
+    if len(data) % 4:
+        raise BitstreamError("range-coded section length is not a multiple of 4 bytes")
+    indexes = _check_indexes(indexes, tables)
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    try:
+        dec = constriction.stream.queue.RangeDecoder(words)
+        pos = np.empty(indexes.size, dtype=np.int64)
+        for t in np.unique(indexes):
+            sel = indexes == t
+            pos[sel] = dec.decode(_categorical(tables, int(t)), int(sel.sum()))
+        offsets = tables.offsets[indexes]
+        last = tables.lengths[indexes] - 1
+        symbols = pos + offsets
+        escaped = pos == last
+        count = int(escaped.sum())
+        if count:
+            sides = dec.decode(_model.Uniform(2), count).astype(bool)
+            classes = dec.decode(_model.Uniform(_MAX_CLASS), count).astype(np.int64)
+            v = np.empty(count, dtype=np.int64)
+            for n in np.unique(classes):
+                sel = classes == n
+                v[sel] = _decode_bits(dec, int(sel.sum()), int(n)) + (1 << int(n))
+            d = v - 1
+            symbols[escaped] = np.where(sides, offsets[escaped] + last[escaped] + d, offsets[escaped] - 1 - d)
+    except BitstreamError:
+        raise
+    except Exception as exc:  # constriction reports invalid data as ValueError/RuntimeError
+        raise BitstreamError(f"range-coded data is corrupted: {exc}") from None
+    return symbols

@@ -1,0 +1,5 @@
+"""Complete codecs (transform + entropy model + container), one module per family."""
+from lcodec.codecs.base import Codec, RDOutput
+from lcodec.codecs.walloc import WallocImageCodec
+
+__all__ = ["Codec", "RDOutput", "WallocImageCodec"]

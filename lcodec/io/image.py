@@ -1,0 +1,93 @@
+"""Image I/O with Pillow.
+
+Policy: every image is decoded to RGB float32 in [0, 1] with shape (3, H, W).
+Grayscale and palette images are expanded to RGB; an alpha channel is dropped
+(composited on nothing: the colour values are kept as stored) with a warning
+flag in ``ImageInfo``; 16-bit images are scaled to [0, 1] from their full range.
+Output is written as 8-bit RGB PNG (or any format Pillow infers from the suffix).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from lcodec.errors import InputError
+
+__all__ = ["read_image", "read_image_info", "write_image", "ImageInfo", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    mode: str  # Pillow mode of the source, e.g. "RGB", "L", "RGBA", "I;16"
+    bit_depth: int
+    dropped_alpha: bool
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not an image")
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from None
+    return img
+
+
+def _to_array(img: Image.Image) -> tuple[np.ndarray, ImageInfo]:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        a = a / 65535.0 if mode.startswith("I;16") or a.max() > 255 else a / 255.0
+        a = np.repeat(a[..., None], 3, axis=2)
+        return a.clip(0, 1).astype(np.float32), ImageInfo(mode, 16, False)
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float32).clip(0, 1)
+        return np.repeat(a[..., None], 3, axis=2), ImageInfo(mode, 32, False)
+    dropped = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info)
+    rgb = img.convert("RGB")
+    return np.asarray(rgb, dtype=np.float32) / 255.0, ImageInfo(mode, 8, dropped)
+
+
+def read_image_info(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
+    """Read an image file -> ((3, H, W) float32 in [0, 1], ImageInfo)."""
+    a, info = _to_array(_open(Path(path)))
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))), info
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """Read an image file -> (3, H, W) float32 RGB in [0, 1]."""
+    return read_image_info(path)[0]
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (1, 3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise InputError(f"can write one image at a time, got a batch of {x.shape[0]}")
+        x = x[0]
+    return (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def write_image(path: str | Path, x: torch.Tensor) -> bytes:
+    """Encode (3, H, W) in [0, 1] as an 8-bit image in the format of ``path``'s suffix; returns bytes.
+
+    The caller writes the bytes (atomically); nothing is written here.
+    """
+    import io
+
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown image suffix {path.suffix!r} (use .png)")
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(x), mode="RGB").save(buf, format=fmt)
+    return buf.getvalue()

@@ -1,0 +1,129 @@
+"""Rate-distortion training: loss = lambda * 255^2 * MSE + bpp, resumable.
+
+Checkpoints hold the model, optimizer, step and recipe; ``train`` continues from
+``out_dir/checkpoint.pt`` when it exists, so a run cut short loses at most one
+checkpoint interval, and a GPU session can continue a CPU run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from lcodec.errors import InputError
+from lcodec.registry import create_codec
+
+__all__ = ["TrainRecipe", "train", "export_weights"]
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    codec: str
+    quality: int
+    lmbda: float
+    crop: int = 256
+    batch_size: int = 8
+    steps: int = 10_000
+    lr: float = 1e-3
+    lr_drop_at: float = 0.85  # fraction of steps after which lr is divided by 10
+    seed: int = 0
+    checkpoint_every_s: float = 120.0
+
+
+def _lr(recipe: TrainRecipe, step: int) -> float:
+    warm = min(1.0, (step + 1) / 200)
+    return recipe.lr * warm * (0.1 if step >= recipe.lr_drop_at * recipe.steps else 1.0)
+
+
+def _save(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    recipe: TrainRecipe,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    device: str = "cpu",
+    steps: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) ``recipe`` on images in ``data_dir``; returns the checkpoint path."""
+    from tqdm import tqdm
+
+    from lcodec.train.data import ImageCropDataset
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    total = recipe.steps if steps is None else steps
+    torch.manual_seed(recipe.seed)
+    codec = create_codec(recipe.codec, recipe.quality).to(device)
+    opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
+    step = 0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+        if ck["recipe"]["codec"] != recipe.codec or ck["recipe"]["quality"] != recipe.quality:
+            raise InputError(f"{ckpt_path} belongs to another recipe ({ck['recipe']['codec']})")
+        codec.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step = int(ck["step"])
+    data = ImageCropDataset(data_dir, crop=recipe.crop, length=10**9, seed=recipe.seed)
+    loader = DataLoader(
+        torch.utils.data.Subset(data, range(step * recipe.batch_size, 10**9)),
+        batch_size=recipe.batch_size,
+        num_workers=0,
+    )
+    log = (out_dir / "log.jsonl").open("a")
+    codec.train()
+    last_save = time.time()
+    bar = tqdm(total=total, initial=step, disable=not progress, desc=f"{recipe.codec} q{recipe.quality}")
+    for x in loader:
+        if step >= total:
+            break
+        x = x.to(device)
+        for g in opt.param_groups:
+            g["lr"] = _lr(recipe, step)
+        out = codec(x)
+        mse = torch.mean((out.x_hat - x) ** 2)
+        bpp = out.total_bits.mean() / (x.shape[-2] * x.shape[-1])
+        loss = recipe.lmbda * 255**2 * mse + bpp
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
+        opt.step()
+        step += 1
+        psnr = -10 * math.log10(max(mse.item(), 1e-10))
+        bar.update(1)
+        bar.set_postfix(bpp=f"{bpp.item():.3f}", psnr=f"{psnr:.2f}")
+        if step % 50 == 0:
+            log.write(json.dumps({"step": step, "loss": loss.item(), "bpp": bpp.item(), "psnr": psnr}) + "\n")
+            log.flush()
+        if time.time() - last_save > recipe.checkpoint_every_s or step >= total:
+            _save(ckpt_path, {"recipe": dataclasses.asdict(recipe), "model": codec.state_dict(),
+                              "optimizer": opt.state_dict(), "step": step})
+            last_save = time.time()
+    bar.close()
+    _save(ckpt_path, {"recipe": dataclasses.asdict(recipe), "model": codec.state_dict(),
+                      "optimizer": opt.state_dict(), "step": step})
+    return ckpt_path
+
+
+def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:
+    """Turn a training checkpoint into shipped weights: state dict + frozen integer tables."""
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    codec = create_codec(ck["recipe"]["codec"], ck["recipe"]["quality"])
+    codec.load_state_dict(ck["model"])
+    codec.eval()
+    codec.export()
+    dest = Path(dest)
+    _save(dest, codec.weights_state())
+    return dest

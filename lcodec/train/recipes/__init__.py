@@ -1,0 +1,6 @@
+"""Training recipes: small dataclass configs, one per shipped weight."""
+from lcodec.train.recipes.walloc_rgb import RECIPES as _WALLOC_RGB
+
+RECIPES = {**_WALLOC_RGB}
+
+__all__ = ["RECIPES"]
