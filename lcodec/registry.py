@@ -7,13 +7,15 @@ patterns (``list_codecs("walloc-*")``).
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable
 
 from lcodec.errors import ModelError
 
-__all__ = ["CodecSpec", "register_codec", "list_codecs", "get_spec", "create_codec"]
+__all__ = ["CodecSpec", "register_codec", "list_codecs", "get_spec", "create_codec", "shipped_sha256"]
 
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -58,6 +60,18 @@ def register_codec(spec: CodecSpec) -> Callable[[Callable[..., object]], Callabl
         return factory
 
     return wrap
+
+
+MANIFEST = Path(__file__).resolve().parent / "weights" / "manifest.json"
+
+
+def shipped_sha256(name: str, qualities: Iterable[int]) -> dict[int, str]:
+    """sha256 of each shipped weights file, from ``weights/manifest.json`` (empty if absent)."""
+    try:
+        manifest = json.loads(MANIFEST.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {q: manifest[f"{name}-q{q}.pt"] for q in qualities if f"{name}-q{q}.pt" in manifest}
 
 
 def _ensure_builtin() -> None:

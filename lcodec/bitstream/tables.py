@@ -127,9 +127,9 @@ class CodingTables:
 
         return {
             "precision": self.precision,
-            "counts": torch.from_numpy(np.ascontiguousarray(self.counts)),
-            "offsets": torch.from_numpy(np.ascontiguousarray(self.offsets)),
-            "lengths": torch.from_numpy(np.ascontiguousarray(self.lengths)),
+            "counts": torch.from_numpy(np.array(self.counts, dtype=np.int64)),
+            "offsets": torch.from_numpy(np.array(self.offsets, dtype=np.int64)),
+            "lengths": torch.from_numpy(np.array(self.lengths, dtype=np.int64)),
         }
 
     @classmethod

@@ -41,6 +41,9 @@ class Codec(nn.Module):
     def decompress(self, data: bytes) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def load_weights(self, state: dict[str, object]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def encode_latents(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,7 +20,7 @@ from lcodec.codecs.base import Codec, RDOutput
 from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.walloc import WallocAnalysis, WallocConfig, WallocSynthesis
-from lcodec.registry import CodecSpec, register_codec
+from lcodec.registry import CodecSpec, register_codec, shipped_sha256
 
 __all__ = ["WallocImageCodec", "MAX_IMAGE_PIXELS"]
 
@@ -194,13 +192,14 @@ class WallocImageCodec(Codec):
             "tables": tables.to_state(),
         }
 
-    @classmethod
-    def from_weights(cls, state: dict[str, object]) -> "WallocImageCodec":
-        codec = cls(WallocConfig.from_dict(dict(state["config"])), str(state["name"]), int(state["quality"]))
-        codec.load_state_dict(state["state_dict"])
-        codec.tables = CodingTables.from_state(state["tables"])
-        codec.weights_hash = weights_digest(codec.state_dict(), codec.tables)
-        return codec.eval()
+    def load_weights(self, state: dict[str, object]) -> None:
+        """Load shipped weights (config must match this codec's; widths are never inferred)."""
+        stored = WallocConfig.from_dict(dict(state["config"]))
+        if stored != self.cfg:
+            raise ModelError(f"{self.name} q{self.quality}: weights were trained for {stored}, not {self.cfg}")
+        self.load_state_dict(state["state_dict"])
+        self.tables = CodingTables.from_state(state["tables"])
+        self.weights_hash = weights_digest(self.state_dict(), self.tables)
 
 
 def weights_digest(state_dict: dict[str, torch.Tensor], tables: CodingTables) -> bytes:
@@ -214,8 +213,6 @@ def weights_digest(state_dict: dict[str, torch.Tensor], tables: CodingTables) ->
     h.update(bytes.fromhex(tables.sha256))
     return h.digest()
 
-
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 WALLOC_RGB_CONFIGS: dict[int, WallocConfig] = {
     3: WallocConfig(levels=4, wavelet="haar", latent_channels=64, decoder_channels=192, decoder_blocks=4),
@@ -232,7 +229,8 @@ WALLOC_RGB_CONFIGS: dict[int, WallocConfig] = {
         entropy_model="factorized prior (Balle et al. 2018), 16-bit integer tables",
         paper="Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024",
         description="WaLLoC for RGB images: light linear encoder, shipped weights trained on shared/data/images/train",
-        weights={3: "walloc-rgb-q3.pt"},
+        weights={q: f"walloc-rgb-q{q}.pt" for q in WALLOC_RGB_CONFIGS},
+        weights_sha256=shipped_sha256("walloc-rgb", WALLOC_RGB_CONFIGS),
     )
 )
 def walloc_rgb(quality: int) -> WallocImageCodec:

@@ -7,6 +7,7 @@ checkpoint interval, and a GPU session can continue a CPU run.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -126,4 +127,8 @@ def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:
     codec.export()
     dest = Path(dest)
     _save(dest, codec.weights_state())
+    manifest_path = dest.parent / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest[dest.name] = hashlib.sha256(dest.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
     return dest

@@ -1,0 +1,60 @@
+"""`codec info IN`: print a stream's header (no decoding)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from lcodec.bitstream.container import FORMAT_VERSION, read_container
+from lcodec.cli._common import read_bytes
+
+__all__ = ["add_parser", "main", "describe"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show an lcodec stream's header: format, codec, geometry, sizes, bpp")
+    p.add_argument("input", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=main)
+
+
+def describe(data: bytes) -> dict[str, object]:
+    c = read_container(data)
+    payload = sum(len(s) for s in c.sections)
+    d: dict[str, object] = {
+        "format_version": FORMAT_VERSION,
+        "codec": c.codec,
+        "quality": c.quality,
+        "weights_sha256": c.weights_hash.hex(),
+        "coder": {"id": c.coder_id, "version": ".".join(map(str, c.coder_version))},
+        "modality": c.modality,
+        "shape": list(c.geometry.shape),
+        "bit_depth": c.geometry.bit_depth,
+        "total_bytes": len(data),
+        "header_bytes": len(data) - payload,
+        "section_bytes": [len(s) for s in c.sections],
+    }
+    if c.modality == "image" and len(c.geometry.shape) == 4:
+        b, _, h, w = c.geometry.shape
+        d["bpp"] = 8 * len(data) / (b * h * w)
+    if c.geometry.sample_rate:
+        d["sample_rate"] = c.geometry.sample_rate
+    if c.geometry.fps_den:
+        d["fps"] = c.geometry.fps_num / c.geometry.fps_den
+    return d
+
+
+def main(args: argparse.Namespace) -> int:
+    d = describe(read_bytes(args.input))
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    width = max(map(len, d))
+    for k, v in d.items():
+        if isinstance(v, float) and math.isfinite(v):
+            v = f"{v:.4f}"
+        elif isinstance(v, dict):
+            v = ", ".join(f"{a}={b}" for a, b in v.items())
+        print(f"{k:<{width}}  {v}")
+    return 0

@@ -1,0 +1,34 @@
+"""`codec train RECIPE --data DIR`: reproduce (or continue) a shipped weight."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lcodec.errors import InputError
+
+__all__ = ["add_parser", "main"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a recipe (resumes from OUT/checkpoint.pt)")
+    p.add_argument("recipe", help="recipe name, e.g. walloc-rgb-q3")
+    p.add_argument("--data", type=Path, required=True, help="folder of training images")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/RECIPE)")
+    p.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--export", type=Path, default=None, help="write shipped-format weights here when done")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from lcodec.train.loop import export_weights, train
+    from lcodec.train.recipes import RECIPES
+
+    if args.recipe not in RECIPES:
+        raise InputError(f"unknown recipe {args.recipe!r}; available: {', '.join(sorted(RECIPES))}")
+    out = args.out or Path("runs") / args.recipe
+    ckpt = train(RECIPES[args.recipe], args.data, out, device=args.device, steps=args.steps)
+    print(f"checkpoint: {ckpt}")
+    if args.export:
+        print(f"weights: {export_weights(ckpt, args.export)}")
+    return 0

@@ -1,0 +1,134 @@
+import struct
+import time
+import tracemalloc
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lcodec.bitstream.container import (
+    MAGIC,
+    Container,
+    Geometry,
+    atomic_write,
+    read_container,
+    write_container,
+)
+from lcodec.errors import BitstreamError, InputError
+from tests.conftest import reseal
+
+
+def sample() -> Container:
+    return Container(
+        codec="walloc-rgb",
+        quality=3,
+        weights_hash=bytes(range(32)),
+        coder_id=1,
+        coder_version=(0, 5, 0),
+        modality="image",
+        geometry=Geometry(shape=(1, 3, 321, 481), bit_depth=8),
+        sections=(b"\x01\x02\x03\x04" * 5, b""),
+    )
+
+
+def test_round_trip_and_layout():
+    c = sample()
+    data = write_container(c)
+    assert data[:4] == MAGIC and data[4] == 1
+    assert data[6 : 6 + data[5]] == b"walloc-rgb"  # name is length-prefixed UTF-8
+    assert read_container(data) == c
+    assert c.header_bytes == len(data) - 20
+
+
+def test_clear_errors_for_common_mistakes():
+    data = write_container(sample())
+    with pytest.raises(BitstreamError, match="not an lcodec stream"):
+        read_container(b"\x89PNG\r\n\x1a\n" + data[8:])
+    with pytest.raises(BitstreamError, match="not an lcodec stream"):
+        read_container(b"")
+    with pytest.raises(BitstreamError, match="version"):
+        read_container(data[:4] + b"\x09" + data[5:])
+    with pytest.raises(BitstreamError, match="CRC32"):
+        read_container(data[:-7])
+    with pytest.raises(BitstreamError):
+        read_container("not bytes")  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_byte_flips_and_truncations_only_raise_bitstream_error(data):
+    original = write_container(sample())
+    raw = bytearray(original)
+    if data.draw(st.booleans()):
+        cut = data.draw(st.integers(0, len(raw) - 1))
+        raw = raw[:cut]
+    else:
+        for _ in range(data.draw(st.integers(1, 4))):
+            i = data.draw(st.integers(0, len(raw) - 1))
+            raw[i] ^= data.draw(st.integers(1, 255))
+    resealed = data.draw(st.booleans()) and len(raw) >= 10
+    blob = reseal(bytes(raw)) if resealed else bytes(raw)
+    try:
+        read_container(blob)
+    except BitstreamError:
+        return
+    assert resealed or bytes(raw) == original  # an edited stream without a valid CRC never parses
+
+
+def _header_offsets():
+    c = sample()
+    name = len(c.codec)
+    geometry = 6 + name + 1 + 32 + 1 + 3 + 1  # after modality: ndim byte
+    return geometry
+
+
+@pytest.mark.parametrize(
+    "dims",
+    [(1, 3, 10**6, 10**6), (2**32 - 1,) * 4, (0, 3, 10, 10)],
+)
+def test_absurd_geometry_is_refused_quickly_without_allocating(dims):
+    data = bytearray(write_container(sample()))
+    off = _header_offsets()
+    assert data[off] == 4
+    data[off + 1 : off + 17] = struct.pack("<4I", *dims)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with pytest.raises(BitstreamError):
+        read_container(reseal(bytes(data)))
+    elapsed = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1 << 20 and elapsed < 1.0
+
+
+@pytest.mark.parametrize("field_value", [0xFF, 0x07])
+def test_extreme_small_fields(field_value):
+    data = bytearray(write_container(sample()))
+    off = _header_offsets()
+    for pos in (5, off, len(data) - 4 - 20 - 8 - 1):  # name length, rank, section count
+        edited = bytearray(data)
+        edited[pos] = field_value
+        with pytest.raises(BitstreamError):
+            read_container(reseal(bytes(edited)))
+
+
+def test_section_length_beyond_data():
+    data = bytearray(write_container(sample()))
+    pos = len(data) - 4 - 20 - 8  # first section length
+    data[pos : pos + 4] = struct.pack("<I", 2**32 - 1)
+    with pytest.raises(BitstreamError, match="section"):
+        read_container(reseal(bytes(data)))
+
+
+def test_atomic_write_refuses_overwrite_and_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+    atomic_write(target, b"abc")
+    with pytest.raises(InputError, match="exists"):
+        atomic_write(target, b"xyz")
+    assert target.read_bytes() == b"abc"
+    atomic_write(target, b"xyz", overwrite=True)
+    assert target.read_bytes() == b"xyz"
+
+    with pytest.raises(TypeError):
+        atomic_write(tmp_path / "never.bin", object())  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "data"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--regenerate-golden", action="store_true", help="rewrite golden bitstream hashes")
+
+
+@pytest.fixture(scope="session")
+def photo() -> torch.Tensor:
+    """A real 481x321 photo, (1, 3, 321, 481) in [0, 1]."""
+    from lcodec.io.image import read_image
+
+    return read_image(FIXTURES / "coffee_481x321.png").unsqueeze(0)
+
+
+@pytest.fixture(scope="session")
+def codec():
+    import lcodec
+
+    return lcodec.load("walloc-rgb")
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> Path:
+    folder = SHARED_DATA / "images" / "val"
+    if not folder.is_dir():
+        pytest.skip(f"shared data not present at {folder}")
+    return folder
+
+
+def reseal(data: bytes) -> bytes:
+    """Recompute the trailing CRC32 so a deliberately edited stream reaches the deeper checks."""
+    body = data[:-4]
+    return body + zlib.crc32(body).to_bytes(4, "little")
