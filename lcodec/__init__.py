@@ -5,7 +5,6 @@
 >>> data = codec.compress(x)                   # x: (1, 3, H, W) float in [0, 1]
 >>> x_hat = lcodec.decompress(data)            # codec found from the header
 """
-from lcodec.api import decompress, load
 from lcodec.errors import BitstreamError, InputError, LcodecError, ModelError
 from lcodec.registry import CodecSpec, list_codecs, register_codec
 
@@ -23,3 +22,11 @@ __all__ = [
     "InputError",
     "__version__",
 ]
+
+
+def __getattr__(name: str):  # lazy: `import lcodec.bitstream` must not pull in torch
+    if name in ("load", "decompress"):
+        from lcodec import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'lcodec' has no attribute {name!r}")
