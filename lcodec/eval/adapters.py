@@ -1,0 +1,237 @@
+"""One interface for every codec the harness evaluates, learned or classical.
+
+The harness only ever sees ``EvalCodec``: it never branches on a codec's name.
+``get_eval_codec(name)`` returns a classical adapter for a known classical name
+(``jpeg``, ``webp``, ``opus``, ``h264``, ...) and wraps any registered learned
+codec otherwise.
+
+Media items follow the package's tensor conventions:
+images (1, 3, H, W) in [0, 1]; audio (1, channels, samples) in [-1, 1] with a
+sample rate; video (1, 3, T, H, W) in [0, 1] with a frame rate.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from lcodec.errors import InputError, ModelError
+
+__all__ = [
+    "MediaItem",
+    "Encoded",
+    "EvalCodec",
+    "LearnedCodec",
+    "PillowImageCodec",
+    "CLASSICAL",
+    "register_classical",
+    "get_eval_codec",
+    "classical_names",
+]
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One evaluation item: a tensor plus the media facts needed to code it."""
+
+    name: str
+    modality: str  # "image" | "audio" | "video"
+    x: torch.Tensor
+    sample_rate: int = 0
+    fps: float = 0.0
+
+    @property
+    def pixels(self) -> int:
+        """Pixels per frame times frames (images/video); 0 for audio."""
+        if self.modality == "image":
+            return int(self.x.shape[-2] * self.x.shape[-1])
+        if self.modality == "video":
+            return int(self.x.shape[-3] * self.x.shape[-2] * self.x.shape[-1])
+        return 0
+
+    @property
+    def seconds(self) -> float:
+        """Duration for audio (samples / rate) and video (frames / fps); 0 for images."""
+        if self.modality == "audio" and self.sample_rate:
+            return self.x.shape[-1] / self.sample_rate
+        if self.modality == "video" and self.fps:
+            return self.x.shape[-3] / self.fps
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Encoded:
+    data: bytes  # the WHOLE file a user would store
+    estimated_bits: float | None = None  # the model's own estimate, when it has one
+
+
+class EvalCodec(Protocol):
+    name: str
+    modality: str
+    qualities: tuple
+    description: str
+
+    def encode(self, item: MediaItem, quality) -> Encoded: ...
+
+    def decode(self, data: bytes, item: MediaItem) -> torch.Tensor: ...
+
+
+# ------------------------------------------------------------------ learned codecs
+class LearnedCodec:
+    """Any codec from the registry, at each of its shipped qualities."""
+
+    def __init__(self, name: str) -> None:
+        from lcodec.registry import get_spec
+
+        self.spec = get_spec(name)
+        self.name = name
+        self.modality = self.spec.modality
+        self.qualities = tuple(self.spec.qualities)
+        self.description = f"{self.spec.transform}; {self.spec.entropy_model}"
+        self._loaded: dict[int, object] = {}
+
+    def _codec(self, quality: int):
+        from lcodec.api import load
+
+        if quality not in self._loaded:
+            self._loaded[quality] = load(self.name, quality)
+        return self._loaded[quality]
+
+    def encode(self, item: MediaItem, quality: int) -> Encoded:
+        codec = self._codec(quality)
+        data = codec.compress(item.x)
+        estimate = codec.estimate_bits(item.x) if hasattr(codec, "estimate_bits") else None
+        return Encoded(data, estimate)
+
+    def decode(self, data: bytes, item: MediaItem) -> torch.Tensor:
+        from lcodec.bitstream.container import read_container
+
+        return self._codec(read_container(data).quality).decompress(data)
+
+
+# ---------------------------------------------------------------- classical codecs
+CLASSICAL: dict[str, Callable[[], EvalCodec]] = {}
+
+
+def register_classical(name: str) -> Callable[[Callable[[], EvalCodec]], Callable[[], EvalCodec]]:
+    def wrap(factory: Callable[[], EvalCodec]) -> Callable[[], EvalCodec]:
+        if name in CLASSICAL:
+            raise ModelError(f"classical codec {name!r} registered twice")
+        CLASSICAL[name] = factory
+        return factory
+
+    return wrap
+
+
+def _to_uint8_hwc(x: torch.Tensor) -> np.ndarray:
+    from lcodec.io.image import to_uint8
+
+    return to_uint8(x)
+
+
+def _from_pil(img) -> torch.Tensor:
+    a = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(a.transpose(2, 0, 1).copy()).unsqueeze(0)
+
+
+class PillowImageCodec:
+    """A still-image format through Pillow. ``quality`` follows the format's own scale."""
+
+    modality = "image"
+
+    def __init__(self, name: str, fmt: str, qualities: tuple, options: Callable[[object], dict], description: str):
+        self.name, self.fmt, self.qualities, self._options, self.description = name, fmt, qualities, options, description
+
+    def encode(self, item: MediaItem, quality) -> Encoded:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(_to_uint8_hwc(item.x), mode="RGB").save(buf, format=self.fmt, **self._options(quality))
+        return Encoded(buf.getvalue())
+
+    def decode(self, data: bytes, item: MediaItem) -> torch.Tensor:
+        from PIL import Image
+
+        return _from_pil(Image.open(io.BytesIO(data)))
+
+
+@register_classical("jpeg")
+def _jpeg() -> EvalCodec:
+    return PillowImageCodec(
+        "jpeg", "JPEG", (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95),
+        lambda q: {"quality": q, "optimize": True, "subsampling": 2},
+        "JPEG (libjpeg via Pillow), 4:2:0, optimized Huffman tables",
+    )
+
+
+@register_classical("webp")
+def _webp() -> EvalCodec:
+    return PillowImageCodec(
+        "webp", "WEBP", (2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95),
+        lambda q: {"quality": q, "method": 6},
+        "WebP lossy (libwebp via Pillow), method 6",
+    )
+
+
+@register_classical("avif")
+def _avif() -> EvalCodec:
+    from PIL import features
+
+    if not features.check("avif"):
+        raise ModelError("this Pillow build has no AVIF support")
+    return PillowImageCodec(
+        "avif", "AVIF", (10, 20, 30, 40, 50, 60, 70, 80, 90),
+        lambda q: {"quality": q, "speed": 6, "subsampling": "4:2:0"},
+        "AVIF (libavif via Pillow), 4:2:0, speed 6",
+    )
+
+
+@register_classical("png")
+def _png() -> EvalCodec:
+    return PillowImageCodec("png", "PNG", (9,), lambda q: {"compress_level": q, "optimize": True},
+                            "PNG (zlib via Pillow), lossless")
+
+
+@register_classical("webp-lossless")
+def _webp_lossless() -> EvalCodec:
+    return PillowImageCodec("webp-lossless", "WEBP", (100,), lambda q: {"lossless": True, "quality": q, "method": 6},
+                            "WebP lossless (libwebp via Pillow)")
+
+
+def classical_names() -> list[str]:
+    _load_optional_modules()
+    return sorted(CLASSICAL)
+
+
+def _load_optional_modules() -> None:
+    """Classical adapters defined in other modules register themselves on import."""
+    import importlib
+
+    for module in ("lcodec.eval.classical_av",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def get_eval_codec(name: str) -> EvalCodec:
+    """A classical adapter by name, else the registered learned codec of that name."""
+    _load_optional_modules()
+    if name in CLASSICAL:
+        return CLASSICAL[name]()
+    try:
+        return LearnedCodec(name)
+    except ModelError:
+        raise ModelError(
+            f"unknown codec {name!r}; classical: {', '.join(sorted(CLASSICAL))}; "
+            "learned: see `codec list`"
+        ) from None
+
+
+def check_modality(codec: EvalCodec, item: MediaItem) -> None:
+    if codec.modality != item.modality:
+        raise InputError(f"{codec.name} codes {codec.modality}, but {item.name} is {item.modality}")
