@@ -5,6 +5,8 @@ import struct
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import lcodec
 from lcodec.bitstream.container import read_container
@@ -121,3 +123,31 @@ def test_garbage_payload_with_valid_crc_decodes_or_raises_cleanly(codec, photo):
         except BitstreamError:
             continue
         assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+
+
+_SMALL = None
+
+
+def _small_stream(codec, photo) -> bytes:
+    global _SMALL
+    if _SMALL is None:
+        _SMALL = codec.compress(photo[..., :48, :64])
+    return _SMALL
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_hypothesis_edits_of_a_real_stream(codec, photo, data):
+    """Flips, truncations and CRC-resealed edits: a tensor of the declared shape or BitstreamError."""
+    raw = bytearray(_small_stream(codec, photo))
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+    else:
+        for _ in range(data.draw(st.integers(1, 3))):
+            raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
+    blob = reseal(bytes(raw)) if data.draw(st.booleans()) and len(raw) > 8 else bytes(raw)
+    try:
+        out = lcodec.decompress(blob)
+    except (BitstreamError, ModelError):
+        return
+    assert out.shape[1] == 3 and torch.isfinite(out).all()
