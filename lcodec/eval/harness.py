@@ -357,11 +357,16 @@ def _summary_md(curves: list[Curve], bds: list[dict], ref_bds: list[dict], refer
     for title, table in (("BD-rate vs anchor", bds), (f"BD-rate vs {reference}", ref_bds)):
         if not table:
             continue
-        keys = sorted({k for e in table for k in e if k.startswith("bd-rate") and not k.endswith("note")})
+        found = {k for e in table for k in e if k.startswith("bd-rate") and not k.endswith("note")}
+        keys = sorted(found, key=lambda k: ("ms-ssim" in k, k))  # the primary metric first
+        notes = list(dict.fromkeys(str(e[f"{k}-note"]) for e in table for k in keys if e.get(f"{k}-note")))
         lines += [f"## {title} (negative = fewer bits for the same quality)", "",
                   "| codec | anchor | " + " | ".join(f"{k} (%)" for k in keys) + " |", "|" + "---|" * (2 + len(keys))]
         for e in table:
-            cells = " | ".join(_fmt(e.get(k), 2) if e.get(k) is not None else "n/a: " + str(e.get(f"{k}-note", "")) for k in keys)
+            cells = " | ".join(
+                _fmt(e[k], 2) if e.get(k) is not None else f"n/a [{notes.index(str(e.get(f'{k}-note'))) + 1}]"
+                for k in keys
+            )
             lines.append(f"| {e['codec']} | {e['anchor']} | {cells} |")
-        lines.append("")
+        lines += [""] + [f"[{i + 1}] {n}" for i, n in enumerate(notes)] + ([""] if notes else [])
     return "\n".join(lines)

@@ -29,6 +29,10 @@ def rd_plot(curves: list, path: str | Path, references: list = (), title: str | 
                 if pts:
                     kw = dict(style, ms=8, marker="o") if len(pts) == 1 else style
                     ax.plot(*zip(*sorted(pts)), label=c.codec, **kw)
+        measured = [r for c in curves for r in c.rate]
+        if references and measured:  # published curves span far wider rates: keep ours readable
+            ax.set_xlim(0, max(measured) * 1.3)
+            ax.relim(visible_only=True)
         ax.set_xlabel(f"{RATE_KEY[modality]} (whole file)")
         ax.set_ylabel(f"{metric} (dB)" if metric != "ms-ssim-rgb" else "MS-SSIM (dB, -10 log10(1 - x))")
         ax.grid(alpha=0.3)

@@ -24,7 +24,8 @@ def folder(tmp_path_factory):
 def test_cli_end_to_end_outputs_have_content(folder, tmp_path, capsys):
     out = tmp_path / "res"
     code = main(["eval", "--codec", "walloc-rgb", "--codec", "jpeg", "--data", str(folder), "--out", str(out),
-                 "--anchor", "jpeg", "--plot", "--quiet", "--quality", "jpeg=10,30,60,90"])
+                 "--anchor", "jpeg", "--plot", "--quiet", "--quality", "jpeg=10,30,60,90",
+                 "--reference", "compressai-kodak"])
     assert code == 0
     rows = json.loads((out / "rows.json").read_text())
     assert len(rows) == 2 * (1 + 4)  # 2 items x (1 walloc quality + 4 jpeg qualities)
@@ -49,6 +50,10 @@ def test_cli_end_to_end_outputs_have_content(folder, tmp_path, capsys):
     bd = json.loads((out / "bd_rates.json").read_text())["anchor"]
     assert bd[0]["codec"] == "walloc-rgb" and bd[0]["bd-rate-psnr-rgb"] is None  # one rate point: no BD figure
     assert "at least 2" in bd[0]["bd-rate-psnr-rgb-note"]
+    ref = json.loads((out / "bd_rates.json").read_text())["reference"]
+    vs_webp = next(e for e in ref if e["codec"] == "jpeg" and e["anchor"].startswith("WebP (Kodak"))
+    assert vs_webp["bd-rate-psnr-rgb"] > 0 and "different dataset" in vs_webp["note"]  # JPEG loses to WebP
+    assert "BD-rate vs compressai-kodak" in summary and "[1] test: BD figures need at least 2" in summary
     assert (out / "rd.png").stat().st_size > 10_000 and (out / "rd.svg").read_text().lstrip().startswith("<?xml")
 
 
