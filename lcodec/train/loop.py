@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from lcodec.errors import InputError
 from lcodec.registry import create_codec
@@ -49,6 +48,16 @@ def _save(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+def _distributed(device: str) -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed when launched by torchrun."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if str(device).startswith("cuda") else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world
+
+
 def train(
     recipe: TrainRecipe,
     data_dir: str | Path,
@@ -57,11 +66,21 @@ def train(
     steps: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train (or resume) ``recipe`` on images in ``data_dir``; returns the checkpoint path."""
+    """Train (or resume) ``recipe`` on images in ``data_dir``; returns the checkpoint path.
+
+    Under ``torchrun --nproc_per_node N`` each process trains on its own share of every
+    step's samples (global batch = N x batch_size) and gradients are averaged (DDP);
+    rank 0 alone writes the log and checkpoints.
+    """
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
     from tqdm import tqdm
 
     from lcodec.train.data import ImageCropDataset
 
+    rank, world = _distributed(device)
+    if str(device).startswith("cuda") and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
@@ -77,23 +96,25 @@ def train(
         codec.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step = int(ck["step"])
-    data = ImageCropDataset(data_dir, crop=recipe.crop, length=10**9, seed=recipe.seed)
-    loader = DataLoader(
-        torch.utils.data.Subset(data, range(step * recipe.batch_size, 10**9)),
-        batch_size=recipe.batch_size,
-        num_workers=0,
-    )
-    log = (out_dir / "log.jsonl").open("a")
-    codec.train()
+    model = DistributedDataParallel(codec) if world > 1 else codec
+    data = ImageCropDataset(data_dir, crop=recipe.crop, length=2**62, seed=recipe.seed)
+    lead = rank == 0
+    log = (out_dir / "log.jsonl").open("a") if lead else None
+
+    def save() -> None:
+        if lead:
+            _save(ckpt_path, {"recipe": dataclasses.asdict(recipe), "model": codec.state_dict(),
+                              "optimizer": opt.state_dict(), "step": step, "world_size": world})
+
+    model.train()
     last_save = time.time()
-    bar = tqdm(total=total, initial=step, disable=not progress, desc=f"{recipe.codec} q{recipe.quality}")
-    for x in loader:
-        if step >= total:
-            break
-        x = x.to(device)
+    bar = tqdm(total=total, initial=step, disable=not (progress and lead), desc=f"{recipe.codec} q{recipe.quality}")
+    while step < total:
+        first = (step * world + rank) * recipe.batch_size  # every sample index is used once
+        x = torch.stack([data[first + j] for j in range(recipe.batch_size)]).to(device)
         for g in opt.param_groups:
             g["lr"] = _lr(recipe, step)
-        out = codec(x)
+        out = model(x)
         mse = torch.mean((out.x_hat - x) ** 2)
         bpp = out.total_bits.mean() / (x.shape[-2] * x.shape[-1])
         loss = recipe.lmbda * 255**2 * mse + bpp
@@ -105,16 +126,18 @@ def train(
         psnr = -10 * math.log10(max(mse.item(), 1e-10))
         bar.update(1)
         bar.set_postfix(bpp=f"{bpp.item():.3f}", psnr=f"{psnr:.2f}")
-        if step % 50 == 0:
-            log.write(json.dumps({"step": step, "loss": loss.item(), "bpp": bpp.item(), "psnr": psnr}) + "\n")
+        if log is not None and step % 50 == 0:
+            log.write(json.dumps({"step": step, "loss": loss.item(), "bpp": bpp.item(), "psnr": psnr,
+                                  "world_size": world}) + "\n")
             log.flush()
-        if time.time() - last_save > recipe.checkpoint_every_s or step >= total:
-            _save(ckpt_path, {"recipe": dataclasses.asdict(recipe), "model": codec.state_dict(),
-                              "optimizer": opt.state_dict(), "step": step})
+        if time.time() - last_save > recipe.checkpoint_every_s:
+            save()
             last_save = time.time()
     bar.close()
-    _save(ckpt_path, {"recipe": dataclasses.asdict(recipe), "model": codec.state_dict(),
-                      "optimizer": opt.state_dict(), "step": step})
+    save()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
     return ckpt_path
 
 
