@@ -30,6 +30,7 @@ __all__ = [
     "register_classical",
     "get_eval_codec",
     "classical_names",
+    "check_modality",
 ]
 
 
