@@ -73,6 +73,7 @@ class RDRow:
     quality: object
     bytes: int
     rate: float  # bpp (image, video) or kbps (audio) of the whole file
+    estimated_bits: float | None  # the model's own estimate of its payload, when it has one
     estimated_rate: float | None
     metrics: dict[str, float | None]
     encode_s: float
@@ -150,7 +151,7 @@ def evaluate(
                     est = None if enc.estimated_bits is None else _rate(item, enc.estimated_bits / 8.0)
                     rows.append(RDRow(
                         item=item.name, codec=codec.name, quality=quality, bytes=len(enc.data),
-                        rate=_rate(item, len(enc.data)), estimated_rate=est,
+                        rate=_rate(item, len(enc.data)), estimated_bits=enc.estimated_bits, estimated_rate=est,
                         metrics={k: fn(item, y) for k, fn in metric_fns[item.modality].items()},
                         encode_s=t1 - t0, decode_s=t2 - t1, device="cpu", versions=versions,
                     ))

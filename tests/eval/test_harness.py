@@ -34,7 +34,7 @@ def test_cli_end_to_end_outputs_have_content(folder, tmp_path, capsys):
         assert r["rate"] == pytest.approx(8 * r["bytes"] / size)
         assert 15 < r["metrics"]["psnr-rgb"] < 60 and 0 < r["metrics"]["ms-ssim-rgb"] <= 1
         assert r["encode_s"] > 0 and r["device"] == "cpu" and r["versions"]["lcodec"]
-        assert (r["estimated_rate"] is None) == (r["codec"] == "jpeg")
+        assert (r["estimated_rate"] is None) == (r["codec"] == "jpeg") == (r["estimated_bits"] is None)
     learned = [r for r in rows if r["codec"] == "walloc-rgb"]
     assert all(abs(r["estimated_rate"] - r["rate"]) / r["rate"] < 0.1 for r in learned)
 
