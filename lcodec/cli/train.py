@@ -17,17 +17,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
     p.add_argument("--device", default="cpu")
     p.add_argument("--export", type=Path, default=None, help="write shipped-format weights here when done")
+    p.add_argument("--from-shipped", action="store_true",
+                   help="start from the shipped weights (and their step) when OUT has no checkpoint")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    from lcodec.api import weights_path
     from lcodec.train.loop import export_weights, train
     from lcodec.train.recipes import RECIPES
 
     if args.recipe not in RECIPES:
         raise InputError(f"unknown recipe {args.recipe!r}; available: {', '.join(sorted(RECIPES))}")
+    recipe = RECIPES[args.recipe]
     out = args.out or Path("runs") / args.recipe
-    ckpt = train(RECIPES[args.recipe], args.data, out, device=args.device, steps=args.steps)
+    init = weights_path(recipe.codec, recipe.quality) if args.from_shipped else None
+    ckpt = train(recipe, args.data, out, device=args.device, steps=args.steps, init_from=init)
     print(f"checkpoint: {ckpt}")
     if args.export:
         print(f"weights: {export_weights(ckpt, args.export)}")

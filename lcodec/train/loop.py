@@ -65,8 +65,13 @@ def train(
     device: str = "cpu",
     steps: int | None = None,
     progress: bool = True,
+    init_from: str | Path | None = None,
 ) -> Path:
     """Train (or resume) ``recipe`` on images in ``data_dir``; returns the checkpoint path.
+
+    Without a checkpoint in ``out_dir``, ``init_from`` (a shipped weights file) starts the
+    run from those weights at the step they were exported at, with a fresh optimizer:
+    how a session with more compute continues improving the committed weights.
 
     Under ``torchrun --nproc_per_node N`` each process trains on its own share of every
     step's samples (global batch = N x batch_size) and gradients are averaged (DDP);
@@ -96,6 +101,13 @@ def train(
         codec.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step = int(ck["step"])
+    elif init_from is not None:
+        shipped = torch.load(init_from, map_location="cpu", weights_only=True)
+        if shipped.get("name") != recipe.codec or int(shipped.get("quality", -1)) != recipe.quality:
+            raise InputError(f"{init_from} holds {shipped.get('name')} q{shipped.get('quality')}, not this recipe's codec")
+        codec.load_weights(shipped)
+        codec.to(device)
+        step = int(shipped.get("training", {}).get("step", 0))
     model = DistributedDataParallel(codec) if world > 1 else codec
     data = ImageCropDataset(data_dir, crop=recipe.crop, length=2**62, seed=recipe.seed)
     lead = rank == 0
@@ -149,7 +161,7 @@ def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:
     codec.eval()
     codec.export()
     dest = Path(dest)
-    _save(dest, codec.weights_state())
+    _save(dest, {**codec.weights_state(), "training": {"recipe": ck["recipe"], "step": int(ck["step"])}})
     manifest_path = dest.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest[dest.name] = hashlib.sha256(dest.read_bytes()).hexdigest()

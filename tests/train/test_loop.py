@@ -37,3 +37,17 @@ def test_train_resume_export(tmp_path):
     codec.load_weights(torch.load(weights, weights_only=True))
     x = torch.rand(1, 3, 24, 40)
     assert codec.eval().decompress(codec.compress(x)).shape == x.shape
+
+
+def test_continue_from_shipped_weights(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.open(FIXTURES / "coffee_481x321.png").crop((0, 0, 96, 80)).save(data / "a.png")
+    recipe = TrainRecipe(codec="walloc-rgb", quality=3, lmbda=0.01, crop=32, batch_size=2, steps=3,
+                         checkpoint_every_s=1e9)
+    train(recipe, data, tmp_path / "first", steps=2, progress=False)
+    shipped = export_weights(tmp_path / "first" / "checkpoint.pt", tmp_path / "w.pt")
+    assert torch.load(shipped, weights_only=True)["training"]["step"] == 2
+    train(recipe, data, tmp_path / "second", progress=False, init_from=shipped)
+    ck = torch.load(tmp_path / "second" / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 3  # continued at the exported step, one more to the recipe's end
