@@ -168,7 +168,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = Fa
     """Write ``data`` to ``path`` via a temporary file and rename: no partial file on failure."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists (use --force to overwrite)")
+        raise InputError(f"{path} already exists; refusing to overwrite it (overwrite=False)")
     if not path.parent.exists():
         raise InputError(f"output folder {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

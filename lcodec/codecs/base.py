@@ -47,5 +47,5 @@ class Codec(nn.Module):
     def encode_latents(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def decode_latents(self, latents: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -7,7 +7,6 @@ data flow. Arbitrary sizes: the image is padded (replicate) to a multiple of
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import numpy as np
 import torch
@@ -91,9 +90,11 @@ class WallocImageCodec(Codec):
         bytes) stable across thread counts and machines.
         """
         x = self._check_input(x)
-        analysis64 = copy.deepcopy(self.analysis).to(device="cpu", dtype=torch.float64)
-        y = analysis64(self._pad(x.detach().cpu().double()))  # (B, C, H/2^J, W/2^J)
-        return torch.round(y).to(torch.int32)
+        x64 = self._pad(x.detach().cpu().double())
+        coeffs = self.analysis.wpt(x64 - 0.5)  # (B, 3*4^J, H/2^J, W/2^J), same ops as WallocAnalysis
+        g_a = self.analysis.g_a
+        y = F.conv2d(coeffs, g_a.weight.detach().cpu().double(), g_a.bias.detach().cpu().double())
+        return torch.round(y).to(torch.int32)  # (B, C, H/2^J, W/2^J)
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:

@@ -73,7 +73,7 @@ class WaveletPacket2d(nn.Module):
             raise ModelError(f"input size {h}x{w} is too small for wavelet {self.wavelet!r}")
 
     def _weights(self, channels: int, x: torch.Tensor) -> torch.Tensor:
-        return self.bank.to(dtype=x.dtype).repeat(channels, 1, 1, 1)  # (4C, 1, L, L)
+        return self.bank.to(device=x.device, dtype=x.dtype).repeat(channels, 1, 1, 1)  # (4C, 1, L, L)
 
     def _analysis(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
