@@ -215,9 +215,9 @@ def weights_digest(state_dict: dict[str, torch.Tensor], tables: CodingTables) ->
     return h.digest()
 
 
-WALLOC_RGB_CONFIGS: dict[int, WallocConfig] = {
-    3: WallocConfig(levels=4, wavelet="haar", latent_channels=64, decoder_channels=192, decoder_blocks=4),
-}
+_LIGHT = WallocConfig(levels=4, wavelet="haar", latent_channels=64, decoder_channels=192, decoder_blocks=4)
+# One set of weights per rate point (same architecture, different lambda; see the recipes).
+WALLOC_RGB_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 3: _LIGHT, 5: _LIGHT}
 
 
 @register_codec(
