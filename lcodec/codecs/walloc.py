@@ -153,6 +153,16 @@ class WallocImageCodec(Codec):
             raise BitstreamError(f"stream declares an image batch of {shape}, beyond this codec's limits")
         if len(c.sections) != 1:
             raise BitstreamError(f"expected 1 section, found {len(c.sections)}")
+        b, ch, h, w = self.latent_shape(shape)
+        tables = self._require_tables()
+        # Each symbol costs at least (precision - log2(largest count)) bits under its table, so a
+        # payload far shorter than that sum cannot hold the declared geometry: refuse it before
+        # allocating or decoding anything of that size (half the bound leaves room for coder rounding).
+        floor_bits = b * h * w * float(np.sum(tables.precision - np.log2(tables.counts.max(axis=1))))
+        if 8 * len(c.sections[0]) < 0.5 * floor_bits:
+            raise BitstreamError(
+                f"payload of {len(c.sections[0])} bytes is too short for the declared {shape[2]}x{shape[3]} image"
+            )
         return c
 
     def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
