@@ -227,7 +227,7 @@ def weights_digest(state_dict: dict[str, torch.Tensor], tables: CodingTables) ->
 
 _LIGHT = WallocConfig(levels=4, wavelet="haar", latent_channels=64, decoder_channels=192, decoder_blocks=4)
 # One set of weights per rate point (same architecture, different lambda; see the recipes).
-WALLOC_RGB_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 3: _LIGHT, 5: _LIGHT}
+WALLOC_RGB_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 3: _LIGHT}
 
 
 @register_codec(

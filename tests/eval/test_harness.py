@@ -24,7 +24,7 @@ def folder(tmp_path_factory):
 def test_cli_end_to_end_outputs_have_content(folder, tmp_path, capsys):
     out = tmp_path / "res"
     code = main(["eval", "--codec", "walloc-rgb", "--codec", "jpeg", "--data", str(folder), "--out", str(out),
-                 "--anchor", "jpeg", "--plot", "--quiet", "--quality", "jpeg=10,30,60,90",
+                 "--anchor", "jpeg", "--plot", "--quiet", "--quality", "jpeg=10,30,60,90", "--quality", "walloc-rgb=3",
                  "--reference", "compressai-kodak"])
     assert code == 0
     rows = json.loads((out / "rows.json").read_text())

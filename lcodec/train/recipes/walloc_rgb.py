@@ -17,17 +17,6 @@ RECIPES = {
         lr_drop_at=0.85,
         seed=0,
     ),
-    "walloc-rgb-q5": TrainRecipe(
-        codec="walloc-rgb",
-        quality=5,
-        lmbda=0.08,
-        crop=256,
-        batch_size=8,
-        steps=5_000,
-        lr=1e-3,
-        lr_drop_at=0.85,
-        seed=0,
-    ),
     "walloc-rgb-q3": TrainRecipe(
         codec="walloc-rgb",
         quality=3,
