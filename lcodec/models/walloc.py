@@ -13,6 +13,12 @@ same low resolution::
       |  g_s: 1x1 -> residual 3x3 blocks -> 1x1, plus a linear skip   (B, 3*4^J, ...)
       |  inverse packet, + 0.5
     x_hat (B, 3, H, W)
+
+The same modules build the 1-D (audio) variant with ``dims=1``: a (B, C, N) signal
+goes through a 1-D packet to (B, C*2^J, N/2^J) and the 1x1/3-tap convolutions are 1-D.
+``encoder_groups`` splits the linear encoder into independent blocks (the audio codec
+uses 2: mid and side are encoded separately, so a mono signal's side latents are constant
+and need not be sent).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import torch
 from torch import nn
 
 from lcodec.errors import ModelError
-from lcodec.models.wavelet import WaveletPacket2d
+from lcodec.models.wavelet import WaveletPacket1d, WaveletPacket2d
 
 __all__ = ["WallocConfig", "WallocAnalysis", "WallocSynthesis", "ResidualBlock"]
 
@@ -37,10 +43,29 @@ class WallocConfig:
     latent_channels: int = 64
     decoder_channels: int = 192
     decoder_blocks: int = 4
+    dims: int = 2  # 2: images (B, C, H, W); 1: audio (B, C, N)
+    encoder_groups: int = 1  # >1: block-diagonal linear encoder, one block per group of input channels
+
+    def __post_init__(self) -> None:
+        if self.dims not in (1, 2):
+            raise ModelError(f"WaLLoC dims must be 1 or 2, got {self.dims}")
+        g = self.encoder_groups
+        if g < 1 or self.in_channels % g or self.latent_channels % g:
+            raise ModelError(f"encoder_groups={g} must divide in_channels={self.in_channels} "
+                             f"and latent_channels={self.latent_channels}")
 
     @property
     def coefficient_channels(self) -> int:
-        return self.in_channels * 4**self.levels
+        return self.in_channels * 2 ** (self.dims * self.levels)
+
+    def conv(self, cin: int, cout: int, kernel: int = 1, groups: int = 1) -> nn.Module:
+        """A convolution of this model's dimensionality ('same' padding)."""
+        cls = nn.Conv1d if self.dims == 1 else nn.Conv2d
+        return cls(cin, cout, kernel, padding=kernel // 2, groups=groups)
+
+    def packet(self) -> nn.Module:
+        cls = WaveletPacket1d if self.dims == 1 else WaveletPacket2d
+        return cls(self.levels, self.wavelet)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -54,10 +79,11 @@ class WallocConfig:
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, dims: int = 2) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        cls = nn.Conv1d if dims == 1 else nn.Conv2d
+        self.conv1 = cls(channels, channels, 3, padding=1)
+        self.conv2 = cls(channels, channels, 3, padding=1)
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,31 +91,37 @@ class ResidualBlock(nn.Module):
 
 
 class WallocAnalysis(nn.Module):
-    """x (B, 3, H, W) in [0, 1], H and W divisible by 2^J -> y (B, C, H/2^J, W/2^J)."""
+    """x (B, 3, H, W) in [0, 1], H and W divisible by 2^J -> y (B, C, H/2^J, W/2^J).
+
+    1-D: x (B, C_in, N) in [-1, 1] -> y (B, C, N/2^J). ``offset`` is subtracted first
+    (0.5 centres images; audio is already centred).
+    """
 
     def __init__(self, cfg: WallocConfig) -> None:
         super().__init__()
-        self.wpt = WaveletPacket2d(cfg.levels, cfg.wavelet)
-        self.g_a = nn.Conv2d(cfg.coefficient_channels, cfg.latent_channels, 1)
+        self.offset = 0.5 if cfg.dims == 2 else 0.0
+        self.wpt = cfg.packet()
+        self.g_a = cfg.conv(cfg.coefficient_channels, cfg.latent_channels, 1, groups=cfg.encoder_groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.g_a(self.wpt(x - 0.5))
+        return self.g_a(self.wpt(x - self.offset))
 
 
 class WallocSynthesis(nn.Module):
-    """y_hat (B, C, h, w) -> x_hat (B, 3, h*2^J, w*2^J)."""
+    """y_hat (B, C, h, w) -> x_hat (B, 3, h*2^J, w*2^J); 1-D: (B, C, n) -> (B, C_in, n*2^J)."""
 
     def __init__(self, cfg: WallocConfig) -> None:
         super().__init__()
         n = cfg.decoder_channels
-        self.wpt = WaveletPacket2d(cfg.levels, cfg.wavelet)
-        self.skip = nn.Conv2d(cfg.latent_channels, cfg.coefficient_channels, 1)
-        self.head = nn.Conv2d(cfg.latent_channels, n, 1)
-        self.blocks = nn.Sequential(*[ResidualBlock(n) for _ in range(cfg.decoder_blocks)])
-        self.tail = nn.Conv2d(n, cfg.coefficient_channels, 1)
+        self.offset = 0.5 if cfg.dims == 2 else 0.0
+        self.wpt = cfg.packet()
+        self.skip = cfg.conv(cfg.latent_channels, cfg.coefficient_channels, 1)
+        self.head = cfg.conv(cfg.latent_channels, n, 1)
+        self.blocks = nn.Sequential(*[ResidualBlock(n, cfg.dims) for _ in range(cfg.decoder_blocks)])
+        self.tail = cfg.conv(n, cfg.coefficient_channels, 1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
         coeffs = self.skip(y_hat) + self.tail(self.blocks(self.head(y_hat)))
-        return self.wpt.inverse(coeffs) + 0.5
+        return self.wpt.inverse(coeffs) + self.offset

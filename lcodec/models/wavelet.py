@@ -6,9 +6,10 @@ transpose: perfect reconstruction up to float rounding, for any size that is
 divisible by ``2**levels`` (the codecs pad to that).
 
 A full packet decomposition splits *every* subband again at each level, so a
-(B, C, H, W) image becomes (B, C * 4**J, H / 2**J, W / 2**J): the spatial
-resolution drops by 2**J and the channel count grows by 4**J (WaLLoC,
-Jacobellis & Yadwadkar 2024).
+(B, C, H, W) image becomes (B, C * 4**J, H / 2**J, W / 2**J) and a (B, C, N)
+signal becomes (B, C * 2**J, N / 2**J): the resolution drops by 2**J per axis and
+the channel count grows to match (WaLLoC, Jacobellis & Yadwadkar 2024). The 1-D
+and 2-D transforms share one implementation.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from torch import nn
 
 from lcodec.errors import ModelError
 
-__all__ = ["WaveletPacket2d", "orthogonal_filters"]
+__all__ = ["WaveletPacket1d", "WaveletPacket2d", "orthogonal_filters"]
 
 
 def orthogonal_filters(wavelet: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,15 +39,15 @@ def orthogonal_filters(wavelet: str) -> tuple[torch.Tensor, torch.Tensor]:
     return lo, hi
 
 
-class WaveletPacket2d(nn.Module):
-    """Full 2-D wavelet packet transform of depth ``levels`` (no learnable parameters).
+class _WaveletPacket(nn.Module):
+    """Full wavelet packet transform of depth ``levels`` over the last ``dims`` axes.
 
-    ::
-
-        x (B, C, H, W) --[level 1: C -> 4C, H/2]--> ... --> (B, C*4^J, H/2^J, W/2^J)
-
-    Channel order after one level, per input channel: LL, LH, HL, HH.
+    One implementation for audio (dims=1) and images (dims=2); no learnable parameters.
+    Each level is a strided grouped convolution with the 2**dims separable filter
+    products, so every input channel becomes 2**dims channels at half the size.
     """
+
+    dims = 0
 
     def __init__(self, levels: int, wavelet: str = "haar") -> None:
         super().__init__()
@@ -55,55 +56,84 @@ class WaveletPacket2d(nn.Module):
         self.levels = levels
         self.wavelet = wavelet
         lo, hi = orthogonal_filters(wavelet)
-        bank = torch.stack(
-            [torch.outer(a, b) for a in (lo, hi) for b in (lo, hi)]
-        )  # (4, L, L)
+        if self.dims == 1:
+            bank = torch.stack([lo, hi])  # (2, L)
+        else:
+            bank = torch.stack([torch.outer(a, b) for a in (lo, hi) for b in (lo, hi)])  # (4, L, L)
         self.filter_length = lo.numel()
-        self.register_buffer("bank", bank.unsqueeze(1), persistent=False)  # (4, 1, L, L)
+        self.register_buffer("bank", bank.unsqueeze(1), persistent=False)  # (2^d, 1, L[, L])
 
     @property
     def factor(self) -> int:
-        """Spatial size divisor: inputs must have H and W divisible by this."""
+        """Size divisor: every transformed axis must be divisible by this."""
         return 2**self.levels
 
-    def _check(self, h: int, w: int) -> None:
-        if h % self.factor or w % self.factor:
-            raise ModelError(f"input size {h}x{w} is not divisible by 2**levels = {self.factor}")
-        if min(h, w) // (self.factor // 2) < self.filter_length - 1 and self.filter_length > 2:
-            raise ModelError(f"input size {h}x{w} is too small for wavelet {self.wavelet!r}")
+    @property
+    def split(self) -> int:
+        """Channels produced per input channel by one level (2 in 1-D, 4 in 2-D)."""
+        return 2**self.dims
+
+    def _check(self, sizes: tuple[int, ...]) -> None:
+        shown = "x".join(map(str, sizes))
+        if any(n % self.factor for n in sizes):
+            raise ModelError(f"input size {shown} is not divisible by 2**levels = {self.factor}")
+        if min(sizes) // (self.factor // 2) < self.filter_length - 1 and self.filter_length > 2:
+            raise ModelError(f"input size {shown} is too small for wavelet {self.wavelet!r}")
 
     def _weights(self, channels: int, x: torch.Tensor) -> torch.Tensor:
-        return self.bank.to(device=x.device, dtype=x.dtype).repeat(channels, 1, 1, 1)  # (4C, 1, L, L)
+        w = self.bank.to(device=x.device, dtype=x.dtype)
+        return w.repeat(channels, *([1] * (w.dim() - 1)))  # (2^d C, 1, L[, L])
 
     def _analysis(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         pad = self.filter_length - 2
         if pad:
-            x = F.pad(x, (0, pad, 0, pad), mode="circular")
-        return F.conv2d(x, self._weights(c, x), stride=2, groups=c)  # (B, 4C, H/2, W/2)
+            x = F.pad(x, (0, pad) * self.dims, mode="circular")
+        conv = F.conv1d if self.dims == 1 else F.conv2d
+        return conv(x, self._weights(c, x), stride=2, groups=c)  # (B, 2^d C, N/2 ...)
 
     def _synthesis(self, y: torch.Tensor) -> torch.Tensor:
-        c = y.shape[1] // 4
-        h, w = y.shape[-2] * 2, y.shape[-1] * 2
-        x = F.conv_transpose2d(y, self._weights(c, y), stride=2, groups=c)  # (B, C, H+L-2, W+L-2)
+        c = y.shape[1] // self.split
+        sizes = [n * 2 for n in y.shape[2:]]
+        conv_t = F.conv_transpose1d if self.dims == 1 else F.conv_transpose2d
+        x = conv_t(y, self._weights(c, y), stride=2, groups=c)  # (B, C, N+L-2 ...)
         pad = self.filter_length - 2
-        if pad:  # fold the periodic overhang back onto the start
+        if pad:  # fold the periodic overhang back onto the start, axis by axis
             x = x.clone()
-            x[..., :pad, :] += x[..., h:, :]
-            x = x[..., :h, :]
-            x[..., :, :pad] += x[..., :, w:]
-            x = x[..., :, :w]
+            for axis, n in zip(range(2, 2 + self.dims), sizes):
+                head = x.narrow(axis, 0, pad)
+                head += x.narrow(axis, n, pad)
+                x = x.narrow(axis, 0, n)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C*4^J, H/2^J, W/2^J)."""
-        self._check(x.shape[-2], x.shape[-1])
+        """(B, C, *S) -> (B, C * 2^(d J), *S / 2^J)."""
+        self._check(tuple(x.shape[2:]))
         for _ in range(self.levels):
             x = self._analysis(x)
         return x
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, C*4^J, H/2^J, W/2^J) -> (B, C, H, W)."""
+        """(B, C * 2^(d J), *S / 2^J) -> (B, C, *S)."""
         for _ in range(self.levels):
             y = self._synthesis(y)
         return y
+
+
+class WaveletPacket1d(_WaveletPacket):
+    """Full 1-D packet of depth J: (B, C, N) -> (B, C*2^J, N/2^J).
+
+    Channel order after one level, per input channel: low, high. For audio the J-level
+    packet splits the band into 2^J equal-width subbands (in natural, not frequency, order).
+    """
+
+    dims = 1
+
+
+class WaveletPacket2d(_WaveletPacket):
+    """Full 2-D packet of depth J: (B, C, H, W) -> (B, C*4^J, H/2^J, W/2^J).
+
+    Channel order after one level, per input channel: LL, LH, HL, HH.
+    """
+
+    dims = 2
