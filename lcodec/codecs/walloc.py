@@ -8,6 +8,8 @@ data flow. Arbitrary sizes: the image is padded (replicate) to a multiple of
 from __future__ import annotations
 
 import hashlib
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,20 +23,17 @@ from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.walloc import WallocAnalysis, WallocConfig, WallocSynthesis
 from lcodec.registry import CodecSpec, register_codec, shipped_sha256
 
-__all__ = ["WallocImageCodec", "MAX_IMAGE_PIXELS"]
+__all__ = ["WallocCodecBase", "WallocImageCodec", "MAX_IMAGE_PIXELS", "weights_digest"]
 
 MAX_IMAGE_PIXELS = 2**26  # 64 Mpixel per image: decoding needs a few GB of RAM beyond this
 
 
-class WallocImageCodec(Codec):
-    """WaLLoC for RGB images with a factorized prior on the latents.
+class WallocCodecBase(Codec):
+    """What every WaLLoC codec shares (images and audio): the transform pair, a factorized
+    prior with its frozen integer tables, the weights hash, stream header checks, and the
+    float64 light encoder."""
 
-    Tensors: x (B, 3, H, W) float in [0, 1]; latents (B, C, ceil(H/2^J), ceil(W/2^J)) integers.
-    """
-
-    modality = "image"
-
-    def __init__(self, cfg: WallocConfig, name: str = "walloc-rgb", quality: int = 0) -> None:
+    def __init__(self, cfg: WallocConfig, name: str, quality: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         self.name = name
@@ -45,11 +44,89 @@ class WallocImageCodec(Codec):
         self.tables: CodingTables | None = None
         self.weights_hash = bytes(32)
 
-    # ----------------------------------------------------------------- geometry
     @property
     def factor(self) -> int:
         return 2**self.cfg.levels
 
+    @torch.no_grad()
+    def _light_encode(self, x64: torch.Tensor) -> torch.Tensor:
+        """Padded float64 input -> real-valued latents, float64 on CPU.
+
+        The same operations as ``WallocAnalysis`` in float64: cheap for a linear encoder,
+        and it keeps rounding ties (and so the bytes) stable across thread counts and machines.
+        """
+        coeffs = self.analysis.wpt(x64 - self.analysis.offset)
+        g_a = self.analysis.g_a
+        conv = F.conv1d if self.cfg.dims == 1 else F.conv2d
+        return conv(coeffs, g_a.weight.detach().cpu().double(), g_a.bias.detach().cpu().double(),
+                    groups=self.cfg.encoder_groups)
+
+    def _require_tables(self) -> CodingTables:
+        if self.tables is None:
+            raise ModelError(f"{self.name}: no coding tables; load shipped weights or call export()")
+        return self.tables
+
+    def _check_header(self, c: Container, modality: str) -> None:
+        """Refuse a stream written by another codec, quality, weights set or coder."""
+        if c.codec != self.name or c.quality != self.quality:
+            raise BitstreamError(f"stream is for {c.codec} q{c.quality}, not {self.name} q{self.quality}")
+        if c.modality != modality:
+            raise BitstreamError(f"stream holds {c.modality}, {self.name} codes {modality}")
+        if c.weights_hash != self.weights_hash:
+            raise BitstreamError(
+                f"stream was written with different {self.name} q{self.quality} weights "
+                f"(stream {c.weights_hash.hex()[:12]}, loaded {self.weights_hash.hex()[:12]})"
+            )
+        if c.coder_id != CODER_ID:
+            raise BitstreamError(f"unknown range coder id {c.coder_id}")
+
+    def _check_payload_floor(self, payload: bytes, positions: int, channels: slice, what: str) -> None:
+        """Each symbol costs at least (precision - log2(largest count)) bits under its table, so a
+        payload far shorter than that sum cannot hold the declared geometry: refuse it before
+        allocating or decoding anything of that size (half the bound leaves room for coder rounding)."""
+        t = self._require_tables()
+        per_position = np.sum((t.precision - np.log2(t.counts.max(axis=1)))[channels])
+        if 8 * len(payload) < 0.5 * positions * float(per_position):
+            raise BitstreamError(f"payload of {len(payload)} bytes is too short for the declared {what}")
+
+    # ----------------------------------------------------------------- export
+    def export(self) -> None:
+        """Freeze the prior into integer coding tables and compute the weights hash."""
+        self.tables = self.prior.export_tables()
+        self.weights_hash = weights_digest(self.state_dict(), self.tables)
+
+    def weights_state(self) -> dict[str, object]:
+        tables = self._require_tables()
+        return {
+            "name": self.name,
+            "quality": self.quality,
+            "config": self.cfg.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "tables": tables.to_state(),
+        }
+
+    def load_weights(self, state: dict[str, object]) -> None:
+        """Load shipped weights (config must match this codec's; widths are never inferred)."""
+        stored = WallocConfig.from_dict(dict(state["config"]))
+        if stored != self.cfg:
+            raise ModelError(f"{self.name} q{self.quality}: weights were trained for {stored}, not {self.cfg}")
+        self.load_state_dict(state["state_dict"])
+        self.tables = CodingTables.from_state(state["tables"])
+        self.weights_hash = weights_digest(self.state_dict(), self.tables)
+
+
+class WallocImageCodec(WallocCodecBase):
+    """WaLLoC for RGB images with a factorized prior on the latents.
+
+    Tensors: x (B, 3, H, W) float in [0, 1]; latents (B, C, ceil(H/2^J), ceil(W/2^J)) integers.
+    """
+
+    modality = "image"
+
+    def __init__(self, cfg: WallocConfig, name: str = "walloc-rgb", quality: int = 0) -> None:
+        super().__init__(cfg, name, quality)
+
+    # ----------------------------------------------------------------- geometry
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.factor, (-w) % self.factor
@@ -81,6 +158,14 @@ class WallocImageCodec(Codec):
         x_hat = self.synthesis(y_dec)[..., :h, :w]
         return RDOutput(x_hat=x_hat, bits={"y": bits})
 
+    @staticmethod
+    def rd_loss(out: RDOutput, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training objective lambda * 255^2 * MSE + bpp, and what the progress bar shows."""
+        mse = torch.mean((out.x_hat - x) ** 2)
+        bpp = out.total_bits.mean() / (x.shape[-2] * x.shape[-1])
+        psnr = -10 * math.log10(max(mse.item(), 1e-10))
+        return lmbda * 255**2 * mse + bpp, {"bpp": bpp.item(), "psnr": psnr}
+
     # -------------------------------------------------------- compressed domain
     @torch.no_grad()
     def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,10 +175,7 @@ class WallocImageCodec(Codec):
         bytes) stable across thread counts and machines.
         """
         x = self._check_input(x)
-        x64 = self._pad(x.detach().cpu().double())
-        coeffs = self.analysis.wpt(x64 - 0.5)  # (B, 3*4^J, H/2^J, W/2^J), same ops as WallocAnalysis
-        g_a = self.analysis.g_a
-        y = F.conv2d(coeffs, g_a.weight.detach().cpu().double(), g_a.bias.detach().cpu().double())
+        y = self._light_encode(self._pad(x.detach().cpu().double()))
         return torch.round(y).to(torch.int32)  # (B, C, H/2^J, W/2^J)
 
     @torch.no_grad()
@@ -106,11 +188,6 @@ class WallocImageCodec(Codec):
         return x_hat
 
     # ------------------------------------------------------------------ coding
-    def _require_tables(self) -> CodingTables:
-        if self.tables is None:
-            raise ModelError(f"{self.name}: no coding tables; load shipped weights or call export()")
-        return self.tables
-
     def _indexes(self, shape: tuple[int, ...]) -> np.ndarray:
         b, c, h, w = shape
         return np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (b, c, h, w)).reshape(-1)
@@ -137,15 +214,7 @@ class WallocImageCodec(Codec):
     def parse(self, data: bytes) -> Container:
         """Read and validate a container meant for this codec (raises BitstreamError)."""
         c = read_container(data)
-        if c.codec != self.name or c.quality != self.quality:
-            raise BitstreamError(f"stream is for {c.codec} q{c.quality}, not {self.name} q{self.quality}")
-        if c.weights_hash != self.weights_hash:
-            raise BitstreamError(
-                f"stream was written with different {self.name} q{self.quality} weights "
-                f"(stream {c.weights_hash.hex()[:12]}, loaded {self.weights_hash.hex()[:12]})"
-            )
-        if c.coder_id != CODER_ID:
-            raise BitstreamError(f"unknown range coder id {c.coder_id}")
+        self._check_header(c, "image")
         shape = c.geometry.shape
         if len(shape) != 4 or shape[1] != self.cfg.in_channels:
             raise BitstreamError(f"stream geometry {shape} is not an RGB image batch")
@@ -153,16 +222,8 @@ class WallocImageCodec(Codec):
             raise BitstreamError(f"stream declares an image batch of {shape}, beyond this codec's limits")
         if len(c.sections) != 1:
             raise BitstreamError(f"expected 1 section, found {len(c.sections)}")
-        b, ch, h, w = self.latent_shape(shape)
-        tables = self._require_tables()
-        # Each symbol costs at least (precision - log2(largest count)) bits under its table, so a
-        # payload far shorter than that sum cannot hold the declared geometry: refuse it before
-        # allocating or decoding anything of that size (half the bound leaves room for coder rounding).
-        floor_bits = b * h * w * float(np.sum(tables.precision - np.log2(tables.counts.max(axis=1))))
-        if 8 * len(c.sections[0]) < 0.5 * floor_bits:
-            raise BitstreamError(
-                f"payload of {len(c.sections[0])} bytes is too short for the declared {shape[2]}x{shape[3]} image"
-            )
+        b, _, h, w = self.latent_shape(shape)
+        self._check_payload_floor(c.sections[0], b * h * w, slice(None), f"{shape[2]}x{shape[3]} image")
         return c
 
     def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -186,31 +247,6 @@ class WallocImageCodec(Codec):
         with torch.no_grad():
             z = self.encode_latents(x).float()
             return float(-torch.log2(self.prior.likelihood(z)).sum())
-
-    # ----------------------------------------------------------------- export
-    def export(self) -> None:
-        """Freeze the prior into integer coding tables and compute the weights hash."""
-        self.tables = self.prior.export_tables()
-        self.weights_hash = weights_digest(self.state_dict(), self.tables)
-
-    def weights_state(self) -> dict[str, object]:
-        tables = self._require_tables()
-        return {
-            "name": self.name,
-            "quality": self.quality,
-            "config": self.cfg.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-            "tables": tables.to_state(),
-        }
-
-    def load_weights(self, state: dict[str, object]) -> None:
-        """Load shipped weights (config must match this codec's; widths are never inferred)."""
-        stored = WallocConfig.from_dict(dict(state["config"]))
-        if stored != self.cfg:
-            raise ModelError(f"{self.name} q{self.quality}: weights were trained for {stored}, not {self.cfg}")
-        self.load_state_dict(state["state_dict"])
-        self.tables = CodingTables.from_state(state["tables"])
-        self.weights_hash = weights_digest(self.state_dict(), self.tables)
 
 
 def weights_digest(state_dict: dict[str, torch.Tensor], tables: CodingTables) -> bytes:

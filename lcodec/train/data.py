@@ -1,4 +1,4 @@
-"""Image data for training: random crops from a folder of photos, held in memory."""
+"""Training data: random crops from a folder of photos or audio clips, held in memory."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +8,10 @@ import torch
 from torch.utils.data import Dataset
 
 from lcodec.errors import InputError
+from lcodec.io.audio import AUDIO_SUFFIXES, read_audio
 from lcodec.io.image import IMAGE_SUFFIXES, read_image
 
-__all__ = ["ImageCropDataset", "list_images"]
+__all__ = ["ImageCropDataset", "AudioCropDataset", "list_images", "list_audio", "make_dataset"]
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -54,3 +55,78 @@ class ImageCropDataset(Dataset):
         if rng.random() < 0.5:
             x = x.flip(-2)
         return x
+
+
+def list_audio(folder: str | Path, include: tuple[str, ...] = ()) -> list[Path]:
+    """Audio files in ``folder`` (only the names in ``include`` when it is given)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"data folder {folder} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    if include:
+        missing = sorted(set(include) - {p.name for p in files})
+        if missing:
+            raise InputError(f"{folder} lacks the recipe's training files: {', '.join(missing)}")
+        files = [p for p in files if p.name in include]
+    if not files:
+        raise InputError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {folder}")
+    return files
+
+
+class AudioCropDataset(Dataset):
+    """Random ``crop``-sample stereo segments at ``sample_rate``, with augmentation.
+
+    Clips are resampled once to the model rate and kept in memory (mono clips are
+    duplicated to two channels). Each sample draws a clip uniformly, a random offset, a
+    gain between -12 and +3 dB (limited so the peak stays below 1), a random channel swap
+    and polarity, and with probability ``mono_prob`` a mono downmix (L = R), so the model
+    also sees the mono case it codes without a side channel.
+    """
+
+    def __init__(self, folder: str | Path, crop: int = 32768, sample_rate: int = 48000, include: tuple[str, ...] = (),
+                 length: int = 10_000, seed: int = 0, mono_prob: float = 0.15) -> None:
+        from torchaudio.functional import resample
+
+        self.clips = []
+        for p in list_audio(folder, include):
+            x, rate = read_audio(p)
+            if rate != sample_rate:
+                x = resample(x, rate, sample_rate)
+            if x.shape[0] == 1:
+                x = x.expand(2, -1)
+            if x.shape[0] != 2:
+                raise InputError(f"{p}: {x.shape[0]} channels; training uses mono or stereo clips")
+            if x.shape[1] < crop:
+                x = torch.nn.functional.pad(x, (0, crop - x.shape[1]))
+            self.clips.append(x.contiguous())
+        self.crop, self.length, self.seed, self.mono_prob = crop, length, seed, mono_prob
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        rng = np.random.default_rng((self.seed, i))
+        clip = self.clips[rng.integers(len(self.clips))]
+        start = rng.integers(clip.shape[1] - self.crop + 1)
+        x = clip[:, start : start + self.crop].clone()
+        if rng.random() < 0.5:
+            x = x.flip(0)
+        if rng.random() < self.mono_prob:
+            x = x.mean(0, keepdim=True).expand(2, -1).clone()
+        gain = 10 ** (rng.uniform(-12, 3) / 20) * (1 if rng.random() < 0.5 else -1)
+        peak = float(x.abs().max())
+        if peak > 0:
+            gain = np.sign(gain) * min(abs(gain), 0.99 / peak)
+        return x * float(gain)
+
+
+def make_dataset(codec, folder: str | Path, crop: int, seed: int, include: tuple[str, ...] = ()) -> Dataset:
+    """The training dataset for ``codec``'s modality (``crop`` is pixels per side or samples)."""
+    if codec.modality == "image":
+        if include:
+            raise InputError("image recipes train on the whole folder; 'include' is for audio clips")
+        return ImageCropDataset(folder, crop=crop, length=2**62, seed=seed)
+    if codec.modality == "audio":
+        return AudioCropDataset(folder, crop=crop, sample_rate=codec.sample_rate, include=include,
+                                length=2**62, seed=seed)
+    raise InputError(f"no training data pipeline for modality {codec.modality!r}")

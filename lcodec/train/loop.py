@@ -1,4 +1,4 @@
-"""Rate-distortion training: loss = lambda * 255^2 * MSE + bpp, resumable.
+"""Rate-distortion training: loss = lambda * D + R as the codec defines it (``rd_loss``), resumable.
 
 Checkpoints hold the model, optimizer, step and recipe; ``train`` continues from
 ``out_dir/checkpoint.pt`` when it exists, so a run cut short loses at most one
@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ class TrainRecipe:
     lr_drop_at: float = 0.85  # fraction of steps after which lr is divided by 10
     seed: int = 0
     checkpoint_every_s: float = 120.0
+    include: tuple[str, ...] = ()  # file names in the data folder to train on (empty: all of them)
 
 
 def _lr(recipe: TrainRecipe, step: int) -> float:
@@ -81,7 +81,7 @@ def train(
     from torch.nn.parallel import DistributedDataParallel
     from tqdm import tqdm
 
-    from lcodec.train.data import ImageCropDataset
+    from lcodec.train.data import make_dataset
 
     rank, world = _distributed(device)
     if str(device).startswith("cuda") and world > 1:
@@ -109,7 +109,7 @@ def train(
         codec.to(device)
         step = int(shipped.get("training", {}).get("step", 0))
     model = DistributedDataParallel(codec) if world > 1 else codec
-    data = ImageCropDataset(data_dir, crop=recipe.crop, length=2**62, seed=recipe.seed)
+    data = make_dataset(codec, data_dir, crop=recipe.crop, seed=recipe.seed, include=recipe.include)
     lead = rank == 0
     log = (out_dir / "log.jsonl").open("a") if lead else None
 
@@ -127,20 +127,16 @@ def train(
         for g in opt.param_groups:
             g["lr"] = _lr(recipe, step)
         out = model(x)
-        mse = torch.mean((out.x_hat - x) ** 2)
-        bpp = out.total_bits.mean() / (x.shape[-2] * x.shape[-1])
-        loss = recipe.lmbda * 255**2 * mse + bpp
+        loss, shown = codec.rd_loss(out, x, recipe.lmbda)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
         opt.step()
         step += 1
-        psnr = -10 * math.log10(max(mse.item(), 1e-10))
         bar.update(1)
-        bar.set_postfix(bpp=f"{bpp.item():.3f}", psnr=f"{psnr:.2f}")
+        bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
         if log is not None and step % 50 == 0:
-            log.write(json.dumps({"step": step, "loss": loss.item(), "bpp": bpp.item(), "psnr": psnr,
-                                  "world_size": world}) + "\n")
+            log.write(json.dumps({"step": step, "loss": loss.item(), **shown, "world_size": world}) + "\n")
             log.flush()
         if time.time() - last_save > recipe.checkpoint_every_s:
             save()
