@@ -12,7 +12,7 @@ __all__ = ["add_parser", "main"]
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a recipe (resumes from OUT/checkpoint.pt)")
     p.add_argument("recipe", help="recipe name, e.g. walloc-rgb-q3")
-    p.add_argument("--data", type=Path, required=True, help="folder of training images")
+    p.add_argument("--data", type=Path, required=True, help="folder of training images or audio clips")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/RECIPE)")
     p.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
     p.add_argument("--device", default="cpu")

@@ -1,5 +1,6 @@
 """Complete codecs (transform + entropy model + container), one module per family."""
 from lcodec.codecs.base import Codec, RDOutput
 from lcodec.codecs.walloc import WallocImageCodec
+from lcodec.codecs.walloc_audio import WallocAudioCodec
 
-__all__ = ["Codec", "RDOutput", "WallocImageCodec"]
+__all__ = ["Codec", "RDOutput", "WallocImageCodec", "WallocAudioCodec"]

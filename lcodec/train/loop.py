@@ -35,6 +35,7 @@ class TrainRecipe:
     seed: int = 0
     checkpoint_every_s: float = 120.0
     include: tuple[str, ...] = ()  # file names in the data folder to train on (empty: all of them)
+    prior_lr_scale: float = 1.0  # the entropy model's learning rate relative to lr
 
 
 def _lr(recipe: TrainRecipe, step: int) -> float:
@@ -92,7 +93,10 @@ def train(
     total = recipe.steps if steps is None else steps
     torch.manual_seed(recipe.seed)
     codec = create_codec(recipe.codec, recipe.quality).to(device)
-    opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
+    prior_ids = {id(p) for n, p in codec.named_parameters() if n.startswith("prior.")}
+    groups = [{"params": [p for p in codec.parameters() if id(p) not in prior_ids], "scale": 1.0},
+              {"params": [p for p in codec.parameters() if id(p) in prior_ids], "scale": recipe.prior_lr_scale}]
+    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=recipe.lr)
     step = 0
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -125,7 +129,7 @@ def train(
         first = (step * world + rank) * recipe.batch_size  # every sample index is used once
         x = torch.stack([data[first + j] for j in range(recipe.batch_size)]).to(device)
         for g in opt.param_groups:
-            g["lr"] = _lr(recipe, step)
+            g["lr"] = _lr(recipe, step) * g["scale"]
         out = model(x)
         loss, shown = codec.rd_loss(out, x, recipe.lmbda)
         opt.zero_grad(set_to_none=True)

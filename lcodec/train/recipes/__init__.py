@@ -1,6 +1,7 @@
 """Training recipes: small dataclass configs, one per shipped weight."""
+from lcodec.train.recipes.walloc_audio import RECIPES as _WALLOC_AUDIO
 from lcodec.train.recipes.walloc_rgb import RECIPES as _WALLOC_RGB
 
-RECIPES = {**_WALLOC_RGB}
+RECIPES = {**_WALLOC_RGB, **_WALLOC_AUDIO}
 
 __all__ = ["RECIPES"]
