@@ -34,6 +34,7 @@ class CodecSpec:
     description: str = ""
     weights: dict[int, str] = field(default_factory=dict)  # quality -> file in lcodec/weights
     weights_sha256: dict[int, str] = field(default_factory=dict)  # quality -> sha256 of that file
+    sample_rate: int = 0  # audio codecs: the rate the model runs at (input is resampled to it)
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)

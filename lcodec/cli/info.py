@@ -40,9 +40,31 @@ def describe(data: bytes) -> dict[str, object]:
         d["bpp"] = 8 * len(data) / (b * h * w)
     if c.geometry.sample_rate:
         d["sample_rate"] = c.geometry.sample_rate
+    if c.modality == "audio" and len(c.geometry.shape) == 3 and c.geometry.sample_rate:
+        b, ch, n = c.geometry.shape
+        seconds = n / c.geometry.sample_rate
+        d["channels"] = ch
+        d["seconds"] = seconds
+        d["kbps"] = 8 * len(data) / (b * seconds) / 1000
+        coded_at = _model_rate(c.codec)
+        if coded_at:
+            d["coded_at_hz"] = coded_at
+            if coded_at != c.geometry.sample_rate:
+                d["resampled"] = f"{c.geometry.sample_rate} Hz -> {coded_at} Hz inside the codec, and back on decode"
     if c.geometry.fps_den:
         d["fps"] = c.geometry.fps_num / c.geometry.fps_den
     return d
+
+
+def _model_rate(name: str) -> int:
+    """The sample rate a registered audio codec runs its model at (0 if unknown)."""
+    from lcodec.errors import ModelError
+    from lcodec.registry import get_spec
+
+    try:
+        return get_spec(name).sample_rate
+    except ModelError:
+        return 0
 
 
 def main(args: argparse.Namespace) -> int:

@@ -103,8 +103,9 @@ class LearnedCodec:
 
     def encode(self, item: MediaItem, quality: int) -> Encoded:
         codec = self._codec(quality)
-        data = codec.compress(item.x)
-        estimate = codec.estimate_bits(item.x) if hasattr(codec, "estimate_bits") else None
+        kwargs = {"sample_rate": item.sample_rate} if item.modality == "audio" else {}
+        data = codec.compress(item.x, **kwargs)
+        estimate = codec.estimate_bits(item.x, **kwargs) if hasattr(codec, "estimate_bits") else None
         return Encoded(data, estimate)
 
     def decode(self, data: bytes, item: MediaItem) -> torch.Tensor:

@@ -18,10 +18,11 @@ import torch
 
 from lcodec.errors import InputError
 
-__all__ = ["read_audio", "write_audio", "quantize_pcm16", "AUDIO_SUFFIXES"]
+__all__ = ["read_audio", "write_audio", "encode_audio", "quantize_pcm16", "AUDIO_SUFFIXES", "AUDIO_OUTPUT_SUFFIXES"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 _WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+AUDIO_OUTPUT_SUFFIXES = tuple(_WRITE_FORMATS)
 
 
 def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
@@ -49,18 +50,13 @@ def quantize_pcm16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(x, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def write_audio(path: str | Path, x: torch.Tensor, rate: int) -> None:
-    """Write (channels, samples) or (1, channels, samples) audio in [-1, 1] to ``path``.
-
-    The format follows the suffix (see ``_WRITE_FORMATS``). The file is written
-    atomically: encoded in memory, then moved into place.
-    """
+def encode_audio(x: torch.Tensor, rate: int, suffix: str) -> bytes:
+    """(channels, samples) or (1, channels, samples) audio in [-1, 1] -> file bytes for ``suffix``."""
     import soundfile as sf
 
-    path = Path(path)
-    fmt = _WRITE_FORMATS.get(path.suffix.lower())
+    fmt = _WRITE_FORMATS.get(suffix.lower())
     if fmt is None:
-        raise InputError(f"{path}: cannot write suffix {path.suffix!r}; use one of {', '.join(_WRITE_FORMATS)}")
+        raise InputError(f"cannot write audio as {suffix!r}; use one of {', '.join(_WRITE_FORMATS)}")
     if x.dim() == 3:
         if x.shape[0] != 1:
             raise InputError(f"can write one clip at a time, got a batch of {x.shape[0]}")
@@ -74,6 +70,17 @@ def write_audio(path: str | Path, x: torch.Tensor, rate: int) -> None:
         data = quantize_pcm16(data)
     buf = io.BytesIO()
     sf.write(buf, data, int(rate), format=fmt[0], subtype=fmt[1])
+    return buf.getvalue()
+
+
+def write_audio(path: str | Path, x: torch.Tensor, rate: int) -> None:
+    """Write (channels, samples) or (1, channels, samples) audio in [-1, 1] to ``path``.
+
+    The format follows the suffix (see ``_WRITE_FORMATS``). The file is written
+    atomically: encoded in memory, then moved into place.
+    """
+    path = Path(path)
+    data = encode_audio(x, rate, path.suffix)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.getvalue())
+    tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -19,7 +19,7 @@ import torch
 from lcodec.errors import InputError
 from lcodec.registry import create_codec
 
-__all__ = ["TrainRecipe", "train", "export_weights"]
+__all__ = ["TrainRecipe", "train", "export_weights", "init_from_shipped"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class TrainRecipe:
     checkpoint_every_s: float = 120.0
     include: tuple[str, ...] = ()  # file names in the data folder to train on (empty: all of them)
     prior_lr_scale: float = 1.0  # the entropy model's learning rate relative to lr
+    init_weights: str = ""  # shipped weights ("walloc-rgb-q3") whose same-named, same-shaped tensors start a fresh run
 
 
 def _lr(recipe: TrainRecipe, step: int) -> float:
@@ -112,6 +113,10 @@ def train(
         codec.load_weights(shipped)
         codec.to(device)
         step = int(shipped.get("training", {}).get("step", 0))
+    elif recipe.init_weights:
+        copied = init_from_shipped(codec, recipe.init_weights)
+        if rank == 0:
+            print(f"initialised {len(copied)} tensors from shipped {recipe.init_weights}")
     model = DistributedDataParallel(codec) if world > 1 else codec
     data = make_dataset(codec, data_dir, crop=recipe.crop, seed=recipe.seed, include=recipe.include)
     lead = rank == 0
@@ -151,6 +156,20 @@ def train(
         dist.barrier()
         dist.destroy_process_group()
     return ckpt_path
+
+
+def init_from_shipped(codec: torch.nn.Module, name: str) -> list[str]:
+    """Copy the tensors of shipped weights ``name`` (e.g. "walloc-rgb-q3") whose names and shapes
+    match ``codec``'s into it (a new entropy model on a trained transform); returns their names."""
+    from lcodec.api import weights_path
+
+    state = torch.load(weights_path(name), map_location="cpu", weights_only=True)["state_dict"]
+    own = codec.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise InputError(f"shipped {name} shares no tensors with {type(codec).__name__}")
+    codec.load_state_dict(matched, strict=False)
+    return sorted(matched)
 
 
 def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:

@@ -268,3 +268,26 @@ def test_missing_video_encoder_is_a_clear_model_error(monkeypatch):
         CLASSICAL["h265"]()
     with pytest.raises(ModelError, match="libsvtav1"):
         CLASSICAL["av1"]()
+
+
+def test_harness_runs_the_learned_audio_codec_beside_opus():
+    """walloc-audio goes through the same harness as the classical codecs: whole-file kbps,
+    its own estimate beside it, and metrics on the decoded clip at the clip's own rate."""
+    from lcodec.eval.adapters import MediaItem, get_eval_codec
+    from lcodec.eval.harness import aggregate, evaluate
+    from lcodec.io.audio import read_audio
+    from tests.conftest import FIXTURES
+
+    x, rate = read_audio(FIXTURES / "glock_1s_48k_stereo.flac")
+    items = [MediaItem("glock", "audio", x.unsqueeze(0), sample_rate=rate),
+             MediaItem("glock-mono-16k", "audio", x[:1, ::3].unsqueeze(0).contiguous(), sample_rate=16000)]
+    codecs = [get_eval_codec("walloc-audio"), get_eval_codec("opus")]
+    rows = evaluate(codecs, items, qualities={"walloc-audio": (1, 3), "opus": (24,)}, progress=False)
+    learned = [r for r in rows if r.codec == "walloc-audio"]
+    assert len(learned) == 4
+    for r in learned:
+        assert r.rate > 0 and r.estimated_rate is not None and r.estimated_rate < r.rate
+        assert r.metrics["si-sdr"] > 5
+    q1, q3 = (next(r for r in learned if r.item == "glock" and r.quality == q) for q in (1, 3))
+    assert q1.rate < q3.rate and q1.metrics["si-sdr"] < q3.metrics["si-sdr"]
+    assert {c.codec for c in aggregate(rows, codecs)} == {"walloc-audio", "opus"}
