@@ -2,5 +2,6 @@
 from lcodec.codecs.base import Codec, RDOutput
 from lcodec.codecs.walloc import WallocImageCodec
 from lcodec.codecs.walloc_audio import WallocAudioCodec
+from lcodec.codecs.walloc_hp import WallocHyperpriorCodec
 
-__all__ = ["Codec", "RDOutput", "WallocImageCodec", "WallocAudioCodec"]
+__all__ = ["Codec", "RDOutput", "WallocImageCodec", "WallocAudioCodec", "WallocHyperpriorCodec"]

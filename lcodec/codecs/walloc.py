@@ -33,6 +33,10 @@ class WallocCodecBase(Codec):
     prior with its frozen integer tables, the weights hash, stream header checks, and the
     float64 light encoder."""
 
+    # dtype of float32 tensors in the shipped weights file; float16 halves the file. export()
+    # rounds the model to it first, so what ships is exactly what was measured and hashed.
+    storage_dtype: torch.dtype = torch.float32
+
     def __init__(self, cfg: WallocConfig, name: str, quality: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
@@ -90,8 +94,22 @@ class WallocCodecBase(Codec):
             raise BitstreamError(f"payload of {len(payload)} bytes is too short for the declared {what}")
 
     # ----------------------------------------------------------------- export
+    @torch.no_grad()
+    def _round_to_storage(self) -> None:
+        """Round every float32 parameter and buffer to ``storage_dtype`` precision, in place."""
+        if self.storage_dtype == torch.float32:
+            return
+        for t in self.state_dict().values():
+            if t.dtype == torch.float32:
+                t.copy_(t.to(self.storage_dtype).to(torch.float32))
+
+    def _stored(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().cpu()
+        return t.to(self.storage_dtype) if t.dtype == torch.float32 else t
+
     def export(self) -> None:
-        """Freeze the prior into integer coding tables and compute the weights hash."""
+        """Round to the storage precision, freeze the prior into integer coding tables, hash."""
+        self._round_to_storage()
         self.tables = self.prior.export_tables()
         self.weights_hash = weights_digest(self.state_dict(), self.tables)
 
@@ -101,7 +119,7 @@ class WallocCodecBase(Codec):
             "name": self.name,
             "quality": self.quality,
             "config": self.cfg.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "state_dict": {k: self._stored(v) for k, v in self.state_dict().items()},
             "tables": tables.to_state(),
         }
 

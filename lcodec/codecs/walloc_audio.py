@@ -74,6 +74,7 @@ class WallocAudioCodec(WallocCodecBase):
 
     modality = "audio"
     sample_rate = MODEL_RATE
+    storage_dtype = torch.float16  # shipped weights in half precision (see WallocCodecBase)
 
     def __init__(self, cfg: WallocConfig, name: str = "walloc-audio", quality: int = 0, init_step: float = 0.02) -> None:
         super().__init__(cfg, name, quality)

@@ -24,7 +24,7 @@ def _recipe(quality: int, lmbda: float, steps: int) -> TrainRecipe:
 
 
 RECIPES = {
-    "walloc-audio-q1": _recipe(1, 4_000.0, 3_000),
-    "walloc-audio-q2": _recipe(2, 30_000.0, 3_000),
-    "walloc-audio-q3": _recipe(3, 300_000.0, 3_000),
+    "walloc-audio-q1": _recipe(1, 4_000.0, 2_400),
+    "walloc-audio-q2": _recipe(2, 30_000.0, 2_400),
+    "walloc-audio-q3": _recipe(3, 300_000.0, 2_400),
 }

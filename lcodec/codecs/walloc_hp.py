@@ -1,0 +1,380 @@
+"""WaLLoC image transform + mean-scale Gaussian hyperprior with an exact integer side path.
+
+Transform of Jacobellis & Yadwadkar, "Learned Compression for Compressed Learning" (2024);
+hyperprior of Ballé, Minnen, Singh, Hwang & Johnston (2018) with the means of Minnen,
+Ballé & Toderici (2018); table indexes from an integer network (Ballé, Johnston & Minnen
+2019, see ``lcodec.entropy.integer_net``)::
+
+    x (B, 3, H, W), padded (replicate) to multiples of 32
+      |  g_a: Haar packet J=4 + linear 1x1        y (B, 64, H/16, W/16)     float64 on CPU when coding
+      |  h_a: conv3x3 64->96, GELU, conv5x5/2 ->  z (B, 32, H/32, W/32)     float64 on CPU when coding
+      |  round z, factorized prior                 -> section 1
+      |  index_net (exact integers): z_int  ->  table indexes (B, 64, H/16, W/16)
+      |  h_m (float):                z_int  ->  means         (B, 64, H/16, W/16)
+      |  symbols = round(y - means), coded with gaussian table[index] -> section 2
+      |  y_hat = symbols + means;  g_s (residual CNN at 1/16) -> x_hat, cropped
+    x_hat (B, 3, H, W)
+
+Only integers decoded from the stream and integer weights choose the tables, so the
+symbols decode identically on every machine; the means (float64 on CPU on both sides)
+only shift symbols and move the reconstruction by rounding errors.
+The transform (``analysis.*``, ``synthesis.*``) has the walloc-rgb architecture, so
+training starts from the shipped walloc-rgb weights (recipe ``init_weights``).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from lcodec.bitstream.coder import CODER_ID, CODER_VERSION, decode_symbols, encode_symbols
+from lcodec.bitstream.container import Container, Geometry, read_container, write_container
+from lcodec.bitstream.tables import CodingTables
+from lcodec.codecs.base import RDOutput
+from lcodec.codecs.walloc import _LIGHT, MAX_IMAGE_PIXELS, WallocCodecBase, WallocImageCodec, weights_digest
+from lcodec.entropy.factorized import FactorizedPrior
+from lcodec.entropy.gaussian import GaussianConditional, scale_table
+from lcodec.entropy.integer_net import index_synthesis
+from lcodec.errors import BitstreamError, ModelError
+from lcodec.models.walloc import WallocConfig
+from lcodec.registry import CodecSpec, register_codec, shipped_sha256
+
+__all__ = ["HyperpriorConfig", "WallocHyperpriorCodec", "WALLOC_RGB_HP_CONFIGS"]
+
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class HyperpriorConfig:
+    """Widths of the side path (stored in every checkpoint; never inferred from weights)."""
+
+    hyper_channels: int = 32  # z
+    analysis_hidden: int = 96  # h_a
+    index_hidden: int = 64  # the integer index network
+    num_scales: int = 64  # Gaussian tables, log-spaced scales min_scale .. max_scale
+    min_scale: float = 0.11
+    max_scale: float = 64.0  # shipped walloc-rgb latents stay below |y| = 40; larger values are escape-coded
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> "HyperpriorConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ModelError(f"unknown hyperprior config keys: {sorted(unknown)}")
+        return cls(**d)  # type: ignore[arg-type]
+
+
+def _min_bits_per_symbol(tables: CodingTables) -> np.ndarray:
+    """(T,) the fewest bits any symbol can cost under each table: precision - log2(largest count)."""
+    return tables.precision - np.log2(tables.counts.max(axis=1))
+
+
+def _ste_round(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+class WallocHyperpriorCodec(WallocCodecBase):
+    """WaLLoC for RGB images with a mean-scale Gaussian hyperprior.
+
+    ``prior`` is the factorized model of z (its tables are ``tables``, section 1); ``gaussian``
+    holds the scale table of y (its integer tables are ``y_tables``, section 2).
+    Tensors: x (B, 3, H, W) float in [0, 1]; latents y_hat (B, 64, 2*ceil(H/32), 2*ceil(W/32))
+    float32; hyper-latents z (B, 32, ceil(H/32), ceil(W/32)) integers.
+    """
+
+    modality = "image"
+    index_band_positions = 2**15  # y positions per exact-index band (bounds the decoder's memory)
+    storage_dtype = torch.float16  # shipped weights in half precision (see WallocCodecBase)
+
+    def __init__(self, cfg: WallocConfig, hyper: HyperpriorConfig = HyperpriorConfig(),
+                 name: str = "walloc-rgb-hp", quality: int = 0) -> None:
+        super().__init__(cfg, name, quality)
+        if cfg.dims != 2:
+            raise ModelError("the hyperprior codec is for images (dims=2)")
+        self.hyper = hyper
+        c, n = cfg.latent_channels, hyper.hyper_channels
+        self.prior = FactorizedPrior(n)  # replaces the base's prior on y: here it models z
+        self.h_a = nn.Sequential(
+            nn.Conv2d(c, hyper.analysis_hidden, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hyper.analysis_hidden, n, 5, stride=2, padding=2),
+        )
+        self.index_net = index_synthesis(n, hyper.index_hidden, c, hyper.num_scales, upsample=1)
+        self.h_m = nn.Sequential(
+            nn.ConvTranspose2d(n, c, 4, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(c, c, 3, padding=1),
+        )
+        nn.init.zeros_(self.h_m[2].weight)  # means start at 0: the shipped transform's symbols
+        nn.init.zeros_(self.h_m[2].bias)
+        self.gaussian = GaussianConditional(scale_table(hyper.num_scales, hyper.min_scale, hyper.max_scale))
+        self.y_tables: CodingTables | None = None
+
+    @property
+    def factor(self) -> int:
+        """Padding multiple: the transform downsamples by 2^J, h_a by another 2."""
+        return 2 ** (self.cfg.levels + 1)
+
+    # ------------------------------------------------------------ training path
+    def forward(self, x: torch.Tensor) -> RDOutput:
+        h, w = x.shape[-2:]
+        y = self.analysis(self._pad(x))  # (B, 64, H/16, W/16)
+        z = self.h_a(y)  # (B, 32, H/32, W/32)
+        _, z_bits = self.prior(z)
+        z_hat = _ste_round(z)  # the decoder's side networks see integers, as when coding
+        scales = self.gaussian.scales_from_indexes(self.index_net(z_hat))
+        means = self.h_m(z_hat)
+        _, y_bits = self.gaussian(y, scales, means)
+        y_dec = _ste_round(y - means) + means  # straight-through, like walloc-rgb
+        x_hat = self.synthesis(y_dec)[..., :h, :w]
+        return RDOutput(x_hat=x_hat, bits={"y": y_bits, "z": z_bits})
+
+    @staticmethod
+    def rd_loss(out: RDOutput, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """lambda * 255^2 * MSE + bpp (y and z together); shows bpp, psnr and the side bpp."""
+        loss, shown = WallocImageCodec.rd_loss(out, x, lmbda)
+        side = out.bits["z"].mean() / (x.shape[-2] * x.shape[-1])
+        return loss, {**shown, "side_bpp": side.item()}
+
+    # ----------------------------------------------------------------- geometry
+    # the image codec's input handling, padding to this codec's multiple of 32 (``factor``)
+    _pad = WallocImageCodec._pad
+    _check_input = WallocImageCodec._check_input
+
+    def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(B, 3, H, W) -> shape of y: (B, 64, 2*ceil(H/32), 2*ceil(W/32))."""
+        b, _, h, w = self.hyper_shape(shape)
+        return (b, self.cfg.latent_channels, 2 * h, 2 * w)
+
+    def hyper_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(B, 3, H, W) -> shape of z: (B, 32, ceil(H/32), ceil(W/32))."""
+        b, _, h, w = shape
+        return (b, self.hyper.hyper_channels, -(-h // self.factor), -(-w // self.factor))
+
+    # ------------------------------------------------------------ exact pieces
+    @staticmethod
+    def _run64(module: nn.Module, x64: torch.Tensor) -> torch.Tensor:
+        """``module`` applied in float64 on CPU (its float32 parameters widened exactly)."""
+        params = {k: v.detach().cpu().double() for k, v in module.state_dict().items()}
+        return functional_call(module, params, (x64,))
+
+    @torch.no_grad()
+    def _hyper_analysis(self, y64: torch.Tensor) -> torch.Tensor:
+        """float64 y (B, 64, h, w) -> integer z (B, 32, h/2, w/2) int64, on CPU."""
+        return torch.round(self._run64(self.h_a, y64)).to(torch.int64)
+
+    @torch.no_grad()
+    def _means(self, z: torch.Tensor) -> torch.Tensor:
+        """Integer z -> means of y, float64 on CPU (encoder and decoder alike)."""
+        return self._run64(self.h_m, z.cpu().double())
+
+    @torch.no_grad()
+    def table_indexes(self, z: torch.Tensor) -> torch.Tensor:
+        """Integer z (B, 32, h, w) -> table indexes (B, 64, 2h, 2w) int64 on CPU, bit-exact.
+
+        Runs ``index_net.forward_exact`` on the network's device, one band of rows at a time
+        (with a halo of 2 rows of z: the receptive field reaches 1), so memory stays bounded.
+        """
+        dev = next(self.index_net.parameters()).device
+        b, _, h, w = z.shape
+        out = torch.empty((b, self.cfg.latent_channels, 2 * h, 2 * w), dtype=torch.int64)
+        rows = max(1, self.index_band_positions // (4 * w))
+        halo = 2
+        for i in range(b):
+            for r0 in range(0, h, rows):
+                r1 = min(h, r0 + rows)
+                s0, s1 = max(0, r0 - halo), min(h, r1 + halo)
+                band = self.index_net.forward_exact(z[i : i + 1, :, s0:s1].to(dev))
+                out[i : i + 1, :, 2 * r0 : 2 * r1] = band[:, :, 2 * (r0 - s0) : 2 * (r1 - s0)].cpu()
+        return out
+
+    def _z_indexes(self, shape: tuple[int, ...]) -> np.ndarray:
+        b, c, h, w = shape
+        return np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (b, c, h, w)).reshape(-1)
+
+    @torch.no_grad()
+    def latent_symbols(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, 3, H, W) -> (y symbols round(y - means), z symbols), both int64 on CPU.
+
+        Everything before the symbols runs in float64 on CPU (cheap at 1/16 and 1/32 resolution),
+        so rounding ties, and hence the bytes, do not depend on thread count or device.
+        """
+        x = self._check_input(x)
+        y64 = self._light_encode(self._pad(x.detach().cpu().double()))  # (B, 64, H/16, W/16)
+        z = self._hyper_analysis(y64)  # (B, 32, H/32, W/32)
+        y_sym = torch.round(y64 - self._means(z)).to(torch.int64)
+        return y_sym, z
+
+    # -------------------------------------------------------- compressed domain
+    @torch.no_grad()
+    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, 3, H, W) -> y_hat = symbols + means (B, 64, 2*ceil(H/32), 2*ceil(W/32)) float32."""
+        y_sym, z = self.latent_symbols(x)
+        return (y_sym.double() + self._means(z)).float()
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """y_hat -> x_hat (B, 3, H, W) clamped to [0, 1], cropped to ``size`` if given."""
+        return WallocImageCodec.decode_latents(self, latents, size)
+
+    # ------------------------------------------------------------------ coding
+    def compress(self, x: torch.Tensor) -> bytes:
+        """x (B, 3, H, W) or (3, H, W) in [0, 1] -> a complete lcodec container (z, then y)."""
+        z_tables, y_tables = self._require_tables(), self._require_y_tables()
+        x = self._check_input(x)
+        y_sym, z = self.latent_symbols(x)
+        indexes = self.table_indexes(z)
+        z_payload = encode_symbols(z.numpy().reshape(-1), self._z_indexes(tuple(z.shape)), z_tables)
+        y_payload = encode_symbols(y_sym.numpy().reshape(-1), indexes.numpy().reshape(-1), y_tables)
+        return write_container(
+            Container(
+                codec=self.name,
+                quality=self.quality,
+                weights_hash=self.weights_hash,
+                coder_id=CODER_ID,
+                coder_version=CODER_VERSION,
+                modality=self.modality,
+                geometry=Geometry(shape=tuple(int(s) for s in x.shape), bit_depth=8),
+                sections=(z_payload, y_payload),
+            )
+        )
+
+    def parse(self, data: bytes) -> Container:
+        """Read and validate a container meant for this codec (raises BitstreamError).
+
+        Both sections are checked against the fewest bits their declared symbols could take
+        before anything of the declared size is allocated (y against its cheapest table here,
+        and against the actual tables once the indexes are known, in ``decompress_symbols``).
+        """
+        c = read_container(data)
+        self._check_header(c, "image")
+        shape = c.geometry.shape
+        if len(shape) != 4 or shape[1] != self.cfg.in_channels:
+            raise BitstreamError(f"stream geometry {shape} is not an RGB image batch")
+        if shape[2] * shape[3] > MAX_IMAGE_PIXELS or shape[0] > MAX_BATCH:
+            raise BitstreamError(f"stream declares an image batch of {shape}, beyond this codec's limits")
+        if len(c.sections) != 2:
+            raise BitstreamError(f"expected 2 sections (z, y), found {len(c.sections)}")
+        b, _, hz, wz = self.hyper_shape(shape)
+        what = f"{shape[2]}x{shape[3]} image"
+        self._check_payload_floor(c.sections[0], b * hz * wz, slice(None), f"{what} (side information)")
+        cheapest = float(_min_bits_per_symbol(self._require_y_tables()).min())
+        self._check_floor(c.sections[1], math.prod(self.latent_shape(shape)) * cheapest, what)
+        return c
+
+    @staticmethod
+    def _check_floor(payload: bytes, min_bits: float, what: str) -> None:
+        if 8 * len(payload) < 0.5 * min_bits:  # half the bound leaves room for coder rounding
+            raise BitstreamError(f"payload of {len(payload)} bytes is too short for the declared {what}")
+
+    def decompress_symbols(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+        """Container -> (y symbols, z symbols, original shape), integers as the encoder had them."""
+        c = self.parse(data)
+        y_tables = self._require_y_tables()
+        zshape = self.hyper_shape(c.geometry.shape)
+        z = decode_symbols(c.sections[0], self._z_indexes(zshape), self._require_tables())
+        z = torch.from_numpy(z.reshape(zshape))
+        indexes = self.table_indexes(z).numpy().reshape(-1)
+        min_bits = np.bincount(indexes, minlength=y_tables.num_tables) @ _min_bits_per_symbol(y_tables)
+        self._check_floor(c.sections[1], float(min_bits), f"{c.geometry.shape[2]}x{c.geometry.shape[3]} image")
+        y_sym = decode_symbols(c.sections[1], indexes, y_tables)
+        return torch.from_numpy(y_sym.reshape(self.latent_shape(c.geometry.shape))), z, c.geometry.shape
+
+    def decompress_latents(self, data: bytes) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """Container -> (y_hat float32, original shape), without running the decoder."""
+        y_sym, z, shape = self.decompress_symbols(data)
+        return (y_sym.double() + self._means(z)).float(), shape
+
+    @torch.no_grad()
+    def decompress(self, data: bytes) -> torch.Tensor:
+        y_hat, shape = self.decompress_latents(data)
+        return self.decode_latents(y_hat, size=(shape[2], shape[3]))
+
+    @torch.no_grad()
+    def estimate_bits_split(self, x: torch.Tensor) -> dict[str, float]:
+        """The model's own (float) estimate of each section's payload in bits: {"y": ..., "z": ...}."""
+        y_sym, z = self.latent_symbols(x)
+        scales = self.gaussian.scale_table.cpu()[self.table_indexes(z)]  # float64
+        y_bits = -torch.log2(self.gaussian.likelihood(y_sym.double(), scales)).sum()
+        z_float = z.to(next(self.prior.parameters()).device, torch.float32)
+        z_bits = -torch.log2(self.prior.likelihood(z_float)).sum()
+        return {"y": float(y_bits), "z": float(z_bits)}
+
+    def estimate_bits(self, x: torch.Tensor) -> float:
+        """The model's own (float) estimate of the whole payload (both sections), in bits."""
+        return sum(self.estimate_bits_split(x).values())
+
+    # ----------------------------------------------------------------- export
+    def _require_y_tables(self) -> CodingTables:
+        if self.y_tables is None:
+            raise ModelError(f"{self.name}: no Gaussian coding tables; load shipped weights or call export()")
+        return self.y_tables
+
+    def _digest(self) -> bytes:
+        """sha256 over the tensors, the z tables and the y tables."""
+        h = hashlib.sha256(weights_digest(self.state_dict(), self._require_tables()))
+        h.update(bytes.fromhex(self._require_y_tables().sha256))
+        return h.digest()
+
+    def export(self) -> None:
+        """Round to the storage precision, freeze both entropy models into integer tables, hash."""
+        self._round_to_storage()
+        self.tables = self.prior.export_tables()
+        self.y_tables = self.gaussian.tables()
+        self.weights_hash = self._digest()
+
+    def weights_state(self) -> dict[str, object]:
+        return {
+            **super().weights_state(),
+            "hyper_config": self.hyper.to_dict(),
+            "y_tables": self._require_y_tables().to_state(),
+        }
+
+    def load_weights(self, state: dict[str, object]) -> None:
+        """Load shipped weights (both configs must match this codec's; widths are never inferred)."""
+        stored = WallocConfig.from_dict(dict(state["config"]))
+        if "hyper_config" not in state or "y_tables" not in state:
+            raise ModelError(f"{self.name} q{self.quality}: weights lack the hyperprior config or Gaussian tables "
+                             "(are they walloc-rgb weights? those only initialise training: init_weights)")
+        hyper = HyperpriorConfig.from_dict(dict(state["hyper_config"]))
+        if stored != self.cfg or hyper != self.hyper:
+            raise ModelError(f"{self.name} q{self.quality}: weights were trained for {stored}, {hyper}, "
+                             f"not {self.cfg}, {self.hyper}")
+        tables = CodingTables.from_state(state["tables"])
+        y_tables = CodingTables.from_state(state["y_tables"])
+        if tables.num_tables != self.hyper.hyper_channels or y_tables.num_tables != self.hyper.num_scales:
+            raise ModelError(f"{self.name} q{self.quality}: stored tables do not fit the configuration")
+        self.load_state_dict(state["state_dict"])
+        self.tables, self.y_tables = tables, y_tables
+        self.weights_hash = self._digest()
+
+
+# One set of weights per rate point; the transform is walloc-rgb's, so its weights start training.
+WALLOC_RGB_HP_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 3: _LIGHT}
+
+
+@register_codec(
+    CodecSpec(
+        name="walloc-rgb-hp",
+        modality="image",
+        qualities=tuple(WALLOC_RGB_HP_CONFIGS),
+        default_quality=3,
+        transform="Haar wavelet packet J=4 + linear 1x1 encoder + residual CNN decoder at 1/16 resolution",
+        entropy_model="mean-scale Gaussian hyperprior (Balle et al. 2018; Minnen et al. 2018); table indexes "
+                      "from an exact integer network, factorized prior on z; 16-bit integer tables",
+        paper="Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024; "
+              "Balle, Johnston & Minnen, Integer Networks for Data Compression with Latent-Variable Models, 2019",
+        description="WaLLoC for RGB images with a hyperprior whose table choice is bit-exact on every machine",
+        weights={q: f"walloc-rgb-hp-q{q}.pt" for q in WALLOC_RGB_HP_CONFIGS},
+        weights_sha256=shipped_sha256("walloc-rgb-hp", WALLOC_RGB_HP_CONFIGS),
+    )
+)
+def walloc_rgb_hp(quality: int) -> WallocHyperpriorCodec:
+    return WallocHyperpriorCodec(WALLOC_RGB_HP_CONFIGS[quality], name="walloc-rgb-hp", quality=quality)
