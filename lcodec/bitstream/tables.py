@@ -122,12 +122,13 @@ class CodingTables:
         return float(np.sum(self.precision - np.log2(counts)))
 
     def to_state(self) -> dict[str, object]:
-        """Plain dict of integer tensors-as-lists for ``torch.save(..., weights_only=True)``."""
+        """Plain dict of integer tensors for ``torch.save(..., weights_only=True)``. Counts are
+        below 2**precision <= 2**16, so they are stored as int32 (read back as int64)."""
         import torch
 
         return {
             "precision": self.precision,
-            "counts": torch.from_numpy(np.array(self.counts, dtype=np.int64)),
+            "counts": torch.from_numpy(np.array(self.counts, dtype=np.int32)),
             "offsets": torch.from_numpy(np.array(self.offsets, dtype=np.int64)),
             "lengths": torch.from_numpy(np.array(self.lengths, dtype=np.int64)),
         }

@@ -286,7 +286,7 @@ def test_harness_runs_the_learned_audio_codec_beside_opus():
     learned = [r for r in rows if r.codec == "walloc-audio"]
     assert len(learned) == 4
     for r in learned:
-        assert r.rate > 0 and r.estimated_rate is not None and r.estimated_rate < r.rate
+        assert r.rate > 0 and r.estimated_rate is not None and 0.7 * r.rate < r.estimated_rate < 1.3 * r.rate
         assert r.metrics["si-sdr"] > 5
     q1, q3 = (next(r for r in learned if r.item == "glock" and r.quality == q) for q in (1, 3))
     assert q1.rate < q3.rate and q1.metrics["si-sdr"] < q3.metrics["si-sdr"]
