@@ -41,17 +41,21 @@ def held_out(root: Path) -> dict[str, list[MediaItem]]:
     return groups
 
 
-def matched(rows, learned: str, quality: int, classical: str, metric: str = "si-sdr") -> dict[str, object]:
-    """Mean over clips of metric(learned) - metric(classical at the learned clip's rate)."""
-    gains, clamped = [], 0
+def matched(rows, learned: str, quality: int, classical: str) -> dict[str, object]:
+    """Mean over clips of metric(learned) - metric(classical at the learned clip's rate), for
+    SI-SDR (dB, positive = learned better) and log-mel distance (positive = learned WORSE)."""
+    diffs: dict[str, list[float]] = {"si-sdr": [], "log-mel": []}
+    clamped = 0
     for r in (r for r in rows if r.codec == learned and r.quality == quality):
-        pts = sorted((c.rate, c.metrics[metric]) for c in rows if c.codec == classical and c.item == r.item)
-        lr, q = np.log([p[0] for p in pts]), [p[1] for p in pts]
-        x = np.log(r.rate)
+        own = sorted((c for c in rows if c.codec == classical and c.item == r.item), key=lambda c: c.rate)
+        lr, x = np.log([c.rate for c in own]), np.log(r.rate)
         if x < lr[0]:
             clamped += 1  # compare with the classical codec's lowest rate, which is higher than ours
-        gains.append(r.metrics[metric] - float(np.interp(x, lr, q)))
-    return {"gain_db": statistics.fmean(gains), "clips": len(gains), "clips_vs_higher_classical_rate": clamped}
+        for metric, values in diffs.items():
+            values.append(r.metrics[metric] - float(np.interp(x, lr, [c.metrics[metric] for c in own])))
+    return {"si_sdr_gain_db": statistics.fmean(diffs["si-sdr"]), "log_mel_diff": statistics.fmean(diffs["log-mel"]),
+            "clips": len(diffs["si-sdr"]), "clips_vs_higher_classical_rate": clamped,
+            "clips_where_learned_si_sdr_is_higher": sum(d > 0 for d in diffs["si-sdr"])}
 
 
 def encode_seconds(name: str, quality: int, clip: Path, threads: int) -> float:
@@ -93,7 +97,6 @@ def main() -> None:
                      "estimated_kbps": learned.estimated_rate[i], **{k: v[i] for k, v in learned.metrics.items()}}
             for classical in CLASSICAL_GRID:
                 entry[f"vs_{classical}"] = matched(rows, args.codec, q, classical)
-                entry[f"vs_{classical}_log_mel"] = matched(rows, args.codec, q, classical, "log-mel")
             points.append(entry)
         report["groups"][group] = {"clips": [i.name for i in items], "points": points}
     clip = args.data / "music_stereo_48k" / "guitar48_stereo.wav"

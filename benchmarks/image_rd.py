@@ -1,13 +1,16 @@
-"""Rate-distortion of the shipped walloc-rgb weights vs JPEG and WebP, measured in one run.
+"""Rate-distortion of shipped learned image codecs vs JPEG and WebP, measured in one run.
 
     python benchmarks/image_rd.py                       # full val images
     python benchmarks/image_rd.py --crop 512x768        # 768x512 center crops (landscape)
+    python benchmarks/image_rd.py --codec walloc-rgb --codec walloc-rgb-hp   # hyperprior vs factorized
 
 Uses the evaluation harness (``lcodec.eval``), so rates are whole-file bpp and the
 model's estimate sits beside them. Beyond the harness's outputs, for each image
 the classical PSNR at the learned codec's own rate is interpolated (linear in
 log-bpp) along the JPEG/WebP quality grid: a matched-rate comparison that works
-even for a single learned rate point. Writes ``docs/results/image_rd_<tag>/``.
+even for a single learned rate point. Real section sizes are reported per rate point
+(side information and main latents separately for hyperprior codecs), and with several
+learned codecs, BD-rate of each against the first. Writes ``docs/results/image_rd_<tag>/``.
 """
 from __future__ import annotations
 
@@ -45,11 +48,30 @@ def matched_rate_gain(rows, learned: str, classical: str) -> tuple[float | None,
     return (statistics.fmean(gains) if gains else None), len(gains)
 
 
+def section_bpp(name: str, quality: int, items: list[MediaItem]) -> dict[str, float]:
+    """Mean bpp of each container section (real bytes), and of the header: for a hyperprior
+    codec section 1 is the side information (z) and section 2 the main latents (y)."""
+    import lcodec
+    from lcodec.bitstream.container import read_container
+
+    codec = lcodec.load(name, quality)
+    per: dict[str, list[float]] = {}
+    for item in items:
+        data = codec.compress(item.x)
+        sections = read_container(data).sections
+        labels = ["side_bpp", "main_bpp"] if len(sections) == 2 else ["main_bpp"]
+        for label, sec in zip(labels, sections):
+            per.setdefault(label, []).append(8 * len(sec) / item.pixels)
+        per.setdefault("header_bpp", []).append(8 * (len(data) - sum(map(len, sections))) / item.pixels)
+    return {k: statistics.fmean(v) for k, v in per.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/images/val"))
     ap.add_argument("--out", type=Path, default=Path("docs/results"))
-    ap.add_argument("--codec", default="walloc-rgb")
+    ap.add_argument("--codec", action="append", default=None,
+                    help="learned codec(s) to measure (repeat; default walloc-rgb)")
     ap.add_argument("--crop", default=None, help="HxW center crops, e.g. 512x768 (smaller images are skipped)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -59,28 +81,51 @@ def main() -> None:
     if args.crop:
         h, w = map(int, args.crop.lower().split("x"))
         items = [c for c in (center_crop(i, h, w) for i in items) if c is not None]
-    codecs = [get_eval_codec(n) for n in (args.codec, "jpeg", "webp")]
+    learned_names = args.codec or ["walloc-rgb"]
+    codecs = [get_eval_codec(n) for n in (*learned_names, "jpeg", "webp")]
     rows = evaluate(codecs, items)
     curves = aggregate(rows, codecs)
     tag = args.data.name + (f"_{args.crop}" if args.crop else "")
+    if learned_names != ["walloc-rgb"]:
+        tag += "_" + "_".join(learned_names)
     out = args.out / f"image_rd_{tag}"
     write_report(rows, curves, out, anchor="webp", plot=True)
 
-    learned = next(c for c in curves if c.codec == args.codec)
     headline = []
-    for i, q in enumerate(learned.qualities):
-        entry = {"codec": args.codec, "quality": q, "images": learned.items, "bpp": learned.rate[i],
-                 "estimated_bpp": learned.estimated_rate[i],
-                 **{k: v[i] for k, v in learned.metrics.items()},
-                 "encode_s": learned.encode_s[i], "decode_s": learned.decode_s[i]}
-        for classical in ("jpeg", "webp"):
-            sub = [r for r in rows if r.codec != args.codec or r.quality == q]
-            gain, n = matched_rate_gain(sub, args.codec, classical)
-            entry[f"psnr_gain_vs_{classical}_at_matched_rate_db"] = gain
-            entry[f"matched_images_{classical}"] = n
-        headline.append(entry)
-    (out / "headline.json").write_text(json.dumps({"data": str(args.data), "crop": args.crop,
-                                                   "threads": args.threads, "points": headline}, indent=1) + "\n")
+    for name in learned_names:
+        learned = next(c for c in curves if c.codec == name)
+        for i, q in enumerate(learned.qualities):
+            entry = {"codec": name, "quality": q, "images": learned.items, "bpp": learned.rate[i],
+                     "estimated_bpp": learned.estimated_rate[i],
+                     **{k: v[i] for k, v in learned.metrics.items()},
+                     "encode_s": learned.encode_s[i], "decode_s": learned.decode_s[i],
+                     **section_bpp(name, q, items)}
+            for classical in ("jpeg", "webp"):
+                sub = [r for r in rows if r.codec != name or r.quality == q]
+                gain, n = matched_rate_gain(sub, name, classical)
+                entry[f"psnr_gain_vs_{classical}_at_matched_rate_db"] = gain
+                entry[f"matched_images_{classical}"] = n
+            headline.append(entry)
+    vs_first = {}
+    if len(learned_names) > 1:  # BD of each learned codec against the first one (e.g. hyperprior vs factorized)
+        from lcodec.errors import InputError
+        from lcodec.eval.bdrate import bd_quality, bd_rate
+
+        base = next(c for c in curves if c.codec == learned_names[0])
+        for name in learned_names[1:]:
+            test = next(c for c in curves if c.codec == name)
+            key = f"{name}_vs_{learned_names[0]}"
+            try:
+                vs_first[key] = {
+                    "bd_rate_psnr_pct": bd_rate(base.rate, base.metrics["psnr-rgb"], test.rate,
+                                                test.metrics["psnr-rgb"]).value,
+                    "bd_psnr_db": bd_quality(base.rate, base.metrics["psnr-rgb"], test.rate,
+                                             test.metrics["psnr-rgb"]).value}
+            except InputError as exc:
+                vs_first[key] = {"error": str(exc)}
+    (out / "headline.json").write_text(json.dumps({"data": str(args.data), "crop": args.crop, "threads": args.threads,
+                                                   "points": headline, "learned_vs_first": vs_first},
+                                                  indent=1) + "\n")
     print(json.dumps(headline, indent=1))
 
 
