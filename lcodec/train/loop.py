@@ -35,7 +35,8 @@ class TrainRecipe:
     seed: int = 0
     checkpoint_every_s: float = 120.0
     include: tuple[str, ...] = ()  # file names in the data folder to train on (empty: all of them)
-    prior_lr_scale: float = 1.0  # the entropy model's learning rate relative to lr
+    prior_lr_scale: float = 1.0  # learning rate of the entropy model (all but analysis/synthesis) relative to lr
+    freeze_transform_steps: int = 0  # the transform (analysis/synthesis) stays fixed for this many steps
     init_weights: str = ""  # shipped weights ("walloc-rgb-q3") whose same-named, same-shaped tensors start a fresh run
 
 
@@ -94,9 +95,10 @@ def train(
     total = recipe.steps if steps is None else steps
     torch.manual_seed(recipe.seed)
     codec = create_codec(recipe.codec, recipe.quality).to(device)
-    prior_ids = {id(p) for n, p in codec.named_parameters() if n.startswith("prior.")}
-    groups = [{"params": [p for p in codec.parameters() if id(p) not in prior_ids], "scale": 1.0},
-              {"params": [p for p in codec.parameters() if id(p) in prior_ids], "scale": recipe.prior_lr_scale}]
+    transform = [p for n, p in codec.named_parameters() if n.startswith(("analysis.", "synthesis."))]
+    entropy = [p for p in codec.parameters() if all(p is not q for q in transform)]
+    groups = [{"params": transform, "scale": 1.0, "transform": True},
+              {"params": entropy, "scale": recipe.prior_lr_scale, "transform": False}]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=recipe.lr)
     step = 0
     if ckpt_path.exists():
@@ -134,7 +136,8 @@ def train(
         first = (step * world + rank) * recipe.batch_size  # every sample index is used once
         x = torch.stack([data[first + j] for j in range(recipe.batch_size)]).to(device)
         for g in opt.param_groups:
-            g["lr"] = _lr(recipe, step) * g["scale"]
+            frozen = g["transform"] and step < recipe.freeze_transform_steps
+            g["lr"] = 0.0 if frozen else _lr(recipe, step) * g["scale"]
         out = model(x)
         loss, shown = codec.rd_loss(out, x, recipe.lmbda)
         opt.zero_grad(set_to_none=True)
