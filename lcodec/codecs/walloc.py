@@ -65,6 +65,22 @@ class WallocCodecBase(Codec):
         return conv(coeffs, g_a.weight.detach().cpu().double(), g_a.bias.detach().cpu().double(),
                     groups=self.cfg.encoder_groups)
 
+    def _container(self, shape: tuple[int, ...], sections: tuple[bytes, ...], bit_depth: int,
+                   sample_rate: int = 0) -> bytes:
+        """A complete container of this codec's header and the given range-coded sections."""
+        return write_container(
+            Container(
+                codec=self.name,
+                quality=self.quality,
+                weights_hash=self.weights_hash,
+                coder_id=CODER_ID,
+                coder_version=CODER_VERSION,
+                modality=self.modality,
+                geometry=Geometry(shape=tuple(int(s) for s in shape), bit_depth=bit_depth, sample_rate=sample_rate),
+                sections=sections,
+            )
+        )
+
     def _require_tables(self) -> CodingTables:
         if self.tables is None:
             raise ModelError(f"{self.name}: no coding tables; load shipped weights or call export()")
@@ -216,18 +232,7 @@ class WallocImageCodec(WallocCodecBase):
         x = self._check_input(x)
         z = self.encode_latents(x).numpy()
         payload = encode_symbols(z.reshape(-1), self._indexes(z.shape), tables)
-        return write_container(
-            Container(
-                codec=self.name,
-                quality=self.quality,
-                weights_hash=self.weights_hash,
-                coder_id=CODER_ID,
-                coder_version=CODER_VERSION,
-                modality=self.modality,
-                geometry=Geometry(shape=tuple(int(s) for s in x.shape), bit_depth=8),
-                sections=(payload,),
-            )
-        )
+        return self._container(x.shape, (payload,), bit_depth=8)
 
     def parse(self, data: bytes) -> Container:
         """Read and validate a container meant for this codec (raises BitstreamError)."""

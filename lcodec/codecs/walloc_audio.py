@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lcodec.bitstream.coder import CODER_ID, CODER_VERSION, decode_symbols, encode_symbols
-from lcodec.bitstream.container import Container, Geometry, read_container, write_container
+from lcodec.bitstream.coder import decode_symbols, encode_symbols
+from lcodec.bitstream.container import Container, read_container
 from lcodec.codecs.base import RDOutput
 from lcodec.codecs.walloc import WallocCodecBase
 from lcodec.errors import BitstreamError, InputError
@@ -204,18 +204,7 @@ class WallocAudioCodec(WallocCodecBase):
         x = self._check_input(x, sample_rate)
         z = self._sent(self.encode_latents(x, sample_rate), x.shape[1]).numpy()
         payload = encode_symbols(z.reshape(-1), self._indexes(z.shape), tables)
-        return write_container(
-            Container(
-                codec=self.name,
-                quality=self.quality,
-                weights_hash=self.weights_hash,
-                coder_id=CODER_ID,
-                coder_version=CODER_VERSION,
-                modality=self.modality,
-                geometry=Geometry(shape=tuple(int(s) for s in x.shape), bit_depth=16, sample_rate=int(sample_rate)),
-                sections=(payload,),
-            )
-        )
+        return self._container(x.shape, (payload,), bit_depth=16, sample_rate=int(sample_rate))
 
     def parse(self, data: bytes) -> Container:
         """Read and validate a container meant for this codec (raises BitstreamError)."""

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from lcodec.bitstream.coder import CODER_ID, CODER_VERSION, decode_symbols, encode_symbols
-from lcodec.bitstream.container import Container, Geometry, read_container, write_container
+from lcodec.bitstream.coder import decode_symbols, encode_symbols
+from lcodec.bitstream.container import Container, read_container
 from lcodec.bitstream.tables import CodingTables
 from lcodec.codecs.base import RDOutput
 from lcodec.codecs.walloc import _LIGHT, MAX_IMAGE_PIXELS, WallocCodecBase, WallocImageCodec, weights_digest
@@ -233,18 +233,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
         indexes = self.table_indexes(z)
         z_payload = encode_symbols(z.numpy().reshape(-1), self._z_indexes(tuple(z.shape)), z_tables)
         y_payload = encode_symbols(y_sym.numpy().reshape(-1), indexes.numpy().reshape(-1), y_tables)
-        return write_container(
-            Container(
-                codec=self.name,
-                quality=self.quality,
-                weights_hash=self.weights_hash,
-                coder_id=CODER_ID,
-                coder_version=CODER_VERSION,
-                modality=self.modality,
-                geometry=Geometry(shape=tuple(int(s) for s in x.shape), bit_depth=8),
-                sections=(z_payload, y_payload),
-            )
-        )
+        return self._container(x.shape, (z_payload, y_payload), bit_depth=8)
 
     def parse(self, data: bytes) -> Container:
         """Read and validate a container meant for this codec (raises BitstreamError).

@@ -1,5 +1,4 @@
 """DDP on CPU: two gloo processes under torchrun train, checkpoint and resume."""
-import json
 import shutil
 import subprocess
 import sys
