@@ -156,6 +156,7 @@ class WallocImageCodec(WallocCodecBase):
     """
 
     modality = "image"
+    storage_dtype = torch.float16  # shipped weights in half precision (see WallocCodecBase)
 
     def __init__(self, cfg: WallocConfig, name: str = "walloc-rgb", quality: int = 0) -> None:
         super().__init__(cfg, name, quality)

@@ -73,3 +73,15 @@ def test_cuda_decoder_reads_cpu_streams_exactly(codec, photo):
     assert gpu.compress(photo.cuda()) == data  # encoding on a CUDA-loaded codec writes the same bytes
     x_gpu = gpu.decompress(data).cpu()
     assert float((x_gpu - codec.decompress(data)).abs().max()) < 1e-3
+
+
+def test_golden_bitstream_hyperprior(photo, request):
+    """Same promise for walloc-rgb-hp: z and y sections, table indexes from the integer network."""
+    import lcodec
+
+    golden = FIXTURES / "golden" / "walloc-rgb-hp.json"
+    got = {f"walloc-rgb-hp-q{q}": hashlib.sha256(lcodec.load("walloc-rgb-hp", quality=q).compress(photo)).hexdigest()
+           for q in get_spec("walloc-rgb-hp").qualities}
+    if request.config.getoption("--regenerate-golden"):
+        golden.write_text(json.dumps(got, indent=2) + "\n")
+    assert got == json.loads(golden.read_text())
