@@ -45,6 +45,15 @@ def _check_indexes(indexes: np.ndarray, tables: CodingTables) -> np.ndarray:
     return indexes
 
 
+def _groups(indexes: np.ndarray):
+    """(table, positions using it) for each table in increasing order, positions in natural
+    order: one stable sort instead of a pass over all symbols per table."""
+    order = np.argsort(indexes, kind="stable")
+    tables, starts = np.unique(indexes[order], return_index=True)
+    for t, sel in zip(tables.tolist(), np.split(order, starts[1:])):
+        yield int(t), sel
+
+
 def encode_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> bytes:
     """Range-code integer ``symbols`` with table ``indexes[i]`` for symbol i. Returns the words."""
     symbols = np.asarray(symbols).reshape(-1)
@@ -65,8 +74,8 @@ def encode_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTable
     pos = np.where(escaped, last, pos)
 
     enc = constriction.stream.queue.RangeEncoder()
-    for t in np.unique(indexes):
-        enc.encode(pos[indexes == t].astype(np.int32), _categorical(tables, int(t)))
+    for t, sel in _groups(indexes):
+        enc.encode(pos[sel].astype(np.int32), _categorical(tables, t))
 
     if escaped.any():
         s, o, n = symbols[escaped], offsets[escaped], last[escaped]
@@ -119,9 +128,8 @@ def decode_symbols(data: bytes, indexes: np.ndarray, tables: CodingTables) -> np
     try:
         dec = constriction.stream.queue.RangeDecoder(words)
         pos = np.empty(indexes.size, dtype=np.int64)
-        for t in np.unique(indexes):
-            sel = indexes == t
-            pos[sel] = dec.decode(_categorical(tables, int(t)), int(sel.sum()))
+        for t, sel in _groups(indexes):
+            pos[sel] = dec.decode(_categorical(tables, t), sel.size)
         offsets = tables.offsets[indexes]
         last = tables.lengths[indexes] - 1
         symbols = pos + offsets
