@@ -346,7 +346,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
 
 
 # One set of weights per rate point; the transform is walloc-rgb's, so its weights start training.
-WALLOC_RGB_HP_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 3: _LIGHT}
+WALLOC_RGB_HP_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 2: _LIGHT, 3: _LIGHT}
 
 
 @register_codec(

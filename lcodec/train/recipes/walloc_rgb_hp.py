@@ -1,4 +1,4 @@
-"""Recipes for the ``walloc-rgb-hp`` weights (one per rate point, same lambdas as walloc-rgb).
+"""Recipes for the ``walloc-rgb-hp`` weights (one per rate point; q1 and q3 use walloc-rgb's lambdas).
 
 Each run starts from the shipped walloc-rgb transform of the same rate point (``init_weights``
 copies ``analysis.*`` and ``synthesis.*``; the side path starts fresh). For the first 1,000
@@ -17,6 +17,8 @@ __all__ = ["RECIPES"]
 RECIPES = {
     "walloc-rgb-hp-q1": TrainRecipe(codec="walloc-rgb-hp", quality=1, lmbda=0.004, steps=3_000,
                                     prior_lr_scale=3.0, init_weights="walloc-rgb-q1", freeze_transform_steps=1_000),
+    "walloc-rgb-hp-q2": TrainRecipe(codec="walloc-rgb-hp", quality=2, lmbda=0.010, steps=3_000,
+                                    prior_lr_scale=3.0, init_weights="walloc-rgb-q3", freeze_transform_steps=1_000),
     "walloc-rgb-hp-q3": TrainRecipe(codec="walloc-rgb-hp", quality=3, lmbda=0.022, steps=3_000,
                                     prior_lr_scale=3.0, init_weights="walloc-rgb-q3", freeze_transform_steps=1_000),
 }
