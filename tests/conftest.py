@@ -42,3 +42,23 @@ def reseal(data: bytes) -> bytes:
     """Recompute the trailing CRC32 so a deliberately edited stream reaches the deeper checks."""
     body = data[:-4]
     return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def assert_refused_cheaply(decode, data: bytes) -> None:
+    """``decode(data)`` must raise BitstreamError from the header alone: within a second and
+    without allocating more than 16 MB (a forged geometry must not size any buffer)."""
+    import time
+    import tracemalloc
+
+    from lcodec.errors import BitstreamError
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(BitstreamError):
+            decode(data)
+        elapsed = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 1.0 and peak < 16 << 20
