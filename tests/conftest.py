@@ -62,3 +62,16 @@ def assert_refused_cheaply(decode, data: bytes) -> None:
     finally:
         tracemalloc.stop()
     assert elapsed < 1.0 and peak < 16 << 20
+
+
+def set_dims(data: bytes, dims: tuple[int, ...]) -> bytes:
+    """A resealed copy of a stream whose declared shape is replaced by ``dims`` (same rank)."""
+    import struct
+
+    from lcodec.bitstream.container import read_container
+
+    c = read_container(data)
+    off = 6 + len(c.codec) + 1 + 32 + 1 + 3 + 1
+    edited = bytearray(data)
+    edited[off + 1 : off + 1 + 4 * len(dims)] = struct.pack(f"<{len(dims)}I", *dims)
+    return reseal(bytes(edited))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.entropy.gaussian import GaussianConditional, scale_table
 from lcodec.entropy.integer_net import index_synthesis
 from lcodec.errors import BitstreamError, ModelError
-from lcodec.models.walloc import WallocConfig
+from lcodec.models.walloc import ConfigDict, WallocConfig
 from lcodec.registry import CodecSpec, register_codec, shipped_sha256
 
 __all__ = ["HyperpriorConfig", "WallocHyperpriorCodec", "WALLOC_RGB_HP_CONFIGS"]
@@ -50,7 +50,7 @@ MAX_BATCH = 256
 
 
 @dataclass(frozen=True)
-class HyperpriorConfig:
+class HyperpriorConfig(ConfigDict):
     """Widths of the side path (stored in every checkpoint; never inferred from weights)."""
 
     hyper_channels: int = 32  # z
@@ -59,16 +59,6 @@ class HyperpriorConfig:
     num_scales: int = 64  # Gaussian tables, log-spaced scales min_scale .. max_scale
     min_scale: float = 0.11
     max_scale: float = 64.0  # shipped walloc-rgb latents stay below |y| = 40; larger values are escape-coded
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> "HyperpriorConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ModelError(f"unknown hyperprior config keys: {sorted(unknown)}")
-        return cls(**d)  # type: ignore[arg-type]
 
 
 def _min_bits_per_symbol(tables: CodingTables) -> np.ndarray:

@@ -30,11 +30,26 @@ from torch import nn
 from lcodec.errors import ModelError
 from lcodec.models.wavelet import WaveletPacket1d, WaveletPacket2d
 
-__all__ = ["WallocConfig", "WallocAnalysis", "WallocSynthesis", "ResidualBlock"]
+__all__ = ["ConfigDict", "WallocConfig", "WallocAnalysis", "WallocSynthesis", "ResidualBlock"]
+
+
+class ConfigDict:
+    """Mixin for frozen config dataclasses stored in checkpoints: to/from a plain dict,
+    refusing unknown keys (widths are never guessed)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]):
+        unknown = set(d) - set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        if unknown:
+            raise ModelError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**d)
 
 
 @dataclass(frozen=True)
-class WallocConfig:
+class WallocConfig(ConfigDict):
     """Architecture of one WaLLoC image model (stored in every checkpoint)."""
 
     in_channels: int = 3
@@ -67,15 +82,6 @@ class WallocConfig:
         cls = WaveletPacket1d if self.dims == 1 else WaveletPacket2d
         return cls(self.levels, self.wavelet)
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> "WallocConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ModelError(f"unknown WaLLoC config keys: {sorted(unknown)}")
-        return cls(**d)  # type: ignore[arg-type]
 
 
 class ResidualBlock(nn.Module):

@@ -1,6 +1,5 @@
 """The shipped walloc-rgb codec on real images: round trips, rate honesty, hostile streams."""
 import math
-import struct
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from hypothesis import strategies as st
 import lcodec
 from lcodec.bitstream.container import read_container
 from lcodec.errors import BitstreamError, InputError, ModelError
-from tests.conftest import reseal
+from tests.conftest import reseal, set_dims
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -82,12 +81,6 @@ def test_bad_inputs_are_clear_errors(codec, photo):
 
 
 # --------------------------------------------------------------- hostile streams
-def _set_dims(data: bytes, dims: tuple[int, ...]) -> bytes:
-    c = read_container(data)
-    off = 6 + len(c.codec) + 1 + 32 + 1 + 3 + 1
-    edited = bytearray(data)
-    edited[off + 1 : off + 1 + 4 * len(dims)] = struct.pack(f"<{len(dims)}I", *dims)
-    return reseal(bytes(edited))
 
 
 @pytest.mark.parametrize(
@@ -97,7 +90,7 @@ def test_declared_geometry_is_checked_before_allocation(codec, photo, dims):
     """Legal-looking but absurd sizes are refused from the header alone: fast, no big allocation."""
     from tests.conftest import assert_refused_cheaply
 
-    assert_refused_cheaply(codec.decompress, _set_dims(codec.compress(photo[..., :16, :16]), dims))
+    assert_refused_cheaply(codec.decompress, set_dims(codec.compress(photo[..., :16, :16]), dims))
 
 
 def test_streams_for_other_weights_or_codecs_are_refused(codec, photo):

@@ -3,7 +3,6 @@ round trips, exact symbols and indexes everywhere, rate honesty, hostile streams
 import copy
 import hashlib
 import os
-import struct
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,7 +17,7 @@ from lcodec.entropy.gaussian import gaussian_tables
 from lcodec.errors import BitstreamError, ModelError
 from lcodec.registry import create_codec, get_spec
 from lcodec.train.recipes import RECIPES
-from tests.conftest import FIXTURES, ROOT, assert_refused_cheaply, reseal
+from tests.conftest import FIXTURES, ROOT, assert_refused_cheaply, reseal, set_dims
 
 
 def _untrained(seed: int = 0) -> WallocHyperpriorCodec:
@@ -184,18 +183,12 @@ def test_registry_recipes_and_initialisation_from_walloc_rgb():
 
 
 # --------------------------------------------------------------- hostile streams
-def _set_dims(data: bytes, dims: tuple[int, ...]) -> bytes:
-    c = read_container(data)
-    off = 6 + len(c.codec) + 1 + 32 + 1 + 3 + 1
-    edited = bytearray(data)
-    edited[off + 1 : off + 1 + 4 * len(dims)] = struct.pack(f"<{len(dims)}I", *dims)
-    return reseal(bytes(edited))
 
 
 @pytest.mark.parametrize("dims", [(1, 3, 10**6, 10**6), (1, 3, 8192, 8192), (1, 3, 2048, 2048),
                                   (256, 3, 512, 512), (10**6, 3, 16, 16), (1, 4, 16, 16)])
 def test_forged_geometry_is_refused_before_allocation(hp, photo, dims):
-    assert_refused_cheaply(hp.decompress, _set_dims(hp.compress(photo[..., :16, :16]), dims))
+    assert_refused_cheaply(hp.decompress, set_dims(hp.compress(photo[..., :16, :16]), dims))
 
 
 def test_truncated_or_restructured_streams_raise(hp, photo):
