@@ -34,6 +34,11 @@ def _resolve(name: str, quality: int | None) -> tuple[CodecSpec, int]:
     return spec, quality
 
 
+def _stored_qualities(state: dict) -> list[int]:
+    """The qualities a weights file serves: one, or a variable-rate model's whole ladder."""
+    return [int(q) for q in state.get("qualities", [state.get("quality", -1)])]
+
+
 def weights_path(name: str, quality: int | None = None) -> Path:
     spec, quality = _resolve(name, quality)
     if quality not in spec.weights:
@@ -57,7 +62,7 @@ def load(name: str, quality: int | None = None, device: str | torch.device = "cp
     if expected and file_sha256(path) != expected:
         raise ModelError(f"{path} does not match its recorded sha256; the file is damaged or was replaced")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("name") != spec.name or int(state.get("quality", -1)) != quality:
+    if state.get("name") != spec.name or quality not in _stored_qualities(state):
         raise ModelError(f"{path} holds {state.get('name')} q{state.get('quality')}, not {spec.name} q{quality}")
     codec = create_codec(spec.name, quality)
     codec.load_weights(state)

@@ -66,13 +66,14 @@ def register_codec(spec: CodecSpec) -> Callable[[Callable[..., object]], Callabl
 MANIFEST = Path(__file__).resolve().parent / "weights" / "manifest.json"
 
 
-def shipped_sha256(name: str, qualities: Iterable[int]) -> dict[int, str]:
-    """sha256 of each shipped weights file, from ``weights/manifest.json`` (empty if absent)."""
+def shipped_sha256(weights: dict[int, str]) -> dict[int, str]:
+    """quality -> sha256 of its shipped weights file (``weights``: quality -> file name), from
+    ``weights/manifest.json``; qualities whose file is not in the manifest are left out."""
     try:
         manifest = json.loads(MANIFEST.read_text())
     except (OSError, ValueError):
         return {}
-    return {q: manifest[f"{name}-q{q}.pt"] for q in qualities if f"{name}-q{q}.pt" in manifest}
+    return {q: manifest[f] for q, f in weights.items() if f in manifest}
 
 
 def _ensure_builtin() -> None:

@@ -3,5 +3,7 @@ from lcodec.codecs.base import Codec, RDOutput
 from lcodec.codecs.walloc import WallocImageCodec
 from lcodec.codecs.walloc_audio import WallocAudioCodec
 from lcodec.codecs.walloc_hp import WallocHyperpriorCodec
+from lcodec.codecs.walloc_vr import WallocVariableRateCodec
 
-__all__ = ["Codec", "RDOutput", "WallocImageCodec", "WallocAudioCodec", "WallocHyperpriorCodec"]
+__all__ = ["Codec", "RDOutput", "WallocImageCodec", "WallocAudioCodec", "WallocHyperpriorCodec",
+           "WallocVariableRateCodec"]

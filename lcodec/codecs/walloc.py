@@ -13,6 +13,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from lcodec.bitstream.coder import CODER_ID, CODER_VERSION, decode_symbols, encode_symbols
 from lcodec.bitstream.container import Container, Geometry, read_container, write_container
@@ -52,6 +53,14 @@ class WallocCodecBase(Codec):
     def factor(self) -> int:
         return 2**self.cfg.levels
 
+    def padded_side(self, n: int) -> int:
+        """Length of an axis of n samples after padding: a multiple of ``factor``, and long
+        enough for the packet's deepest level to hold one period of a longer filter (sym4
+        needs 64 pixels at J=4); the reconstruction is cropped back."""
+        wpt = self.analysis.wpt
+        least = (wpt.filter_length - 1) * 2 ** (self.cfg.levels - 1) if wpt.filter_length > 2 else 1
+        return -(-max(n, least) // self.factor) * self.factor
+
     @torch.no_grad()
     def _light_encode(self, x64: torch.Tensor) -> torch.Tensor:
         """Padded float64 input -> real-valued latents, float64 on CPU.
@@ -59,6 +68,9 @@ class WallocCodecBase(Codec):
         The same operations as ``WallocAnalysis`` in float64: cheap for a linear encoder,
         and it keeps rounding ties (and so the bytes) stable across thread counts and machines.
         """
+        if self.analysis.branch is not None:  # the nonlinear "rd" encoder: all of it in float64
+            params = {k: v.detach().cpu().double() for k, v in self.analysis.state_dict().items()}
+            return functional_call(self.analysis, params, (x64,))
         coeffs = self.analysis.wpt(x64 - self.analysis.offset)
         g_a = self.analysis.g_a
         conv = F.conv1d if self.cfg.dims == 1 else F.conv2d
@@ -164,7 +176,7 @@ class WallocImageCodec(WallocCodecBase):
     # ----------------------------------------------------------------- geometry
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        ph, pw = (-h) % self.factor, (-w) % self.factor
+        ph, pw = self.padded_side(h) - h, self.padded_side(w) - w
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
 
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -252,7 +264,7 @@ class WallocImageCodec(WallocCodecBase):
 
     def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         b, _, h, w = shape
-        return (b, self.cfg.latent_channels, -(-h // self.factor), -(-w // self.factor))
+        return (b, self.cfg.latent_channels, self.padded_side(h) // self.factor, self.padded_side(w) // self.factor)
 
     def decompress_latents(self, data: bytes) -> tuple[torch.Tensor, tuple[int, ...]]:
         """Container -> (integer latents, original shape), without running the decoder."""
@@ -301,7 +313,7 @@ WALLOC_RGB_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 3: _LIGHT}
         paper="Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024",
         description="WaLLoC for RGB images: light linear encoder, shipped weights trained on shared/data/images/train",
         weights={q: f"walloc-rgb-q{q}.pt" for q in WALLOC_RGB_CONFIGS},
-        weights_sha256=shipped_sha256("walloc-rgb", WALLOC_RGB_CONFIGS),
+        weights_sha256=shipped_sha256({q: f"walloc-rgb-q{q}.pt" for q in WALLOC_RGB_CONFIGS}),
     )
 )
 def walloc_rgb(quality: int) -> WallocImageCodec:

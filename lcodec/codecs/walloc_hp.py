@@ -146,7 +146,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
     def hyper_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """(B, 3, H, W) -> shape of z: (B, 32, ceil(H/32), ceil(W/32))."""
         b, _, h, w = shape
-        return (b, self.hyper.hyper_channels, -(-h // self.factor), -(-w // self.factor))
+        return (b, self.hyper.hyper_channels, self.padded_side(h) // self.factor, self.padded_side(w) // self.factor)
 
     # ------------------------------------------------------------ exact pieces
     @staticmethod
@@ -352,7 +352,7 @@ WALLOC_RGB_HP_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 2: _LIGHT, 3: _LIGH
               "Balle, Johnston & Minnen, Integer Networks for Data Compression with Latent-Variable Models, 2019",
         description="WaLLoC for RGB images with a hyperprior whose table choice is bit-exact on every machine",
         weights={q: f"walloc-rgb-hp-q{q}.pt" for q in WALLOC_RGB_HP_CONFIGS},
-        weights_sha256=shipped_sha256("walloc-rgb-hp", WALLOC_RGB_HP_CONFIGS),
+        weights_sha256=shipped_sha256({q: f"walloc-rgb-hp-q{q}.pt" for q in WALLOC_RGB_HP_CONFIGS}),
     )
 )
 def walloc_rgb_hp(quality: int) -> WallocHyperpriorCodec:

@@ -60,6 +60,8 @@ class WallocConfig(ConfigDict):
     decoder_blocks: int = 4
     dims: int = 2  # 2: images (B, C, H, W); 1: audio (B, C, N)
     encoder_groups: int = 1  # >1: block-diagonal linear encoder, one block per group of input channels
+    encoder_blocks: int = 0  # >0: a nonlinear residual branch (this many 3x3 residual blocks) beside the linear encoder
+    encoder_channels: int = 128  # width of that branch
 
     def __post_init__(self) -> None:
         if self.dims not in (1, 2):
@@ -108,9 +110,22 @@ class WallocAnalysis(nn.Module):
         self.offset = 0.5 if cfg.dims == 2 else 0.0
         self.wpt = cfg.packet()
         self.g_a = cfg.conv(cfg.coefficient_channels, cfg.latent_channels, 1, groups=cfg.encoder_groups)
+        self.branch = None
+        if cfg.encoder_blocks:  # the "rd" encoder: linear projection + a residual CNN at latent resolution
+            n = cfg.encoder_channels
+            tail = cfg.conv(n, cfg.latent_channels, 1)
+            nn.init.zeros_(tail.weight)  # starts as the linear encoder
+            nn.init.zeros_(tail.bias)
+            self.branch = nn.Sequential(cfg.conv(cfg.coefficient_channels, n, 1),
+                                        *[ResidualBlock(n, cfg.dims) for _ in range(cfg.encoder_blocks)], tail)
+
+    def project(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """Packet coefficients -> latents (the learned part of the encoder)."""
+        y = self.g_a(coeffs)
+        return y if self.branch is None else y + self.branch(coeffs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.g_a(self.wpt(x - self.offset))
+        return self.project(self.wpt(x - self.offset))
 
 
 class WallocSynthesis(nn.Module):

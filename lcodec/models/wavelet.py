@@ -43,8 +43,9 @@ class _WaveletPacket(nn.Module):
     """Full wavelet packet transform of depth ``levels`` over the last ``dims`` axes.
 
     One implementation for audio (dims=1) and images (dims=2); no learnable parameters.
-    Each level is a strided grouped convolution with the 2**dims separable filter
-    products, so every input channel becomes 2**dims channels at half the size.
+    Each level splits one axis at a time (a strided grouped convolution with the low- and
+    high-pass filters along that axis), so every input channel becomes 2**dims channels at
+    half the size; separable passes cost 2L multiply-adds per output instead of L^2.
     """
 
     dims = 0
@@ -56,12 +57,8 @@ class _WaveletPacket(nn.Module):
         self.levels = levels
         self.wavelet = wavelet
         lo, hi = orthogonal_filters(wavelet)
-        if self.dims == 1:
-            bank = torch.stack([lo, hi])  # (2, L)
-        else:
-            bank = torch.stack([torch.outer(a, b) for a in (lo, hi) for b in (lo, hi)])  # (4, L, L)
         self.filter_length = lo.numel()
-        self.register_buffer("bank", bank.unsqueeze(1), persistent=False)  # (2^d, 1, L[, L])
+        self.register_buffer("bank", torch.stack([lo, hi]).unsqueeze(1), persistent=False)  # (2, 1, L)
 
     @property
     def factor(self) -> int:
@@ -80,31 +77,49 @@ class _WaveletPacket(nn.Module):
         if min(sizes) // (self.factor // 2) < self.filter_length - 1 and self.filter_length > 2:
             raise ModelError(f"input size {shown} is too small for wavelet {self.wavelet!r}")
 
-    def _weights(self, channels: int, x: torch.Tensor) -> torch.Tensor:
-        w = self.bank.to(device=x.device, dtype=x.dtype)
-        return w.repeat(channels, *([1] * (w.dim() - 1)))  # (2^d C, 1, L[, L])
+    def _weights(self, channels: int, x: torch.Tensor, axis: int) -> torch.Tensor:
+        """The (lo, hi) pair oriented along ``axis`` (2 or 3), repeated for ``channels`` groups."""
+        w = self.bank.to(device=x.device, dtype=x.dtype)  # (2, 1, L)
+        if self.dims == 2:
+            w = w.unsqueeze(3) if axis == 2 else w.unsqueeze(2)  # (2, 1, L, 1) or (2, 1, 1, L)
+        return w.repeat(channels, *([1] * (w.dim() - 1)))
 
-    def _analysis(self, x: torch.Tensor) -> torch.Tensor:
+    def _stride(self, axis: int) -> int | tuple[int, int]:
+        return 2 if self.dims == 1 else ((2, 1) if axis == 2 else (1, 2))
+
+    def _split(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        """One two-band split along ``axis``: channel c becomes 2c (low) and 2c+1 (high)."""
         c = x.shape[1]
         pad = self.filter_length - 2
-        if pad:
-            x = F.pad(x, (0, pad) * self.dims, mode="circular")
+        if pad:  # periodic extension at the end of this axis only
+            x = torch.cat([x, x.narrow(axis, 0, pad)], dim=axis)
         conv = F.conv1d if self.dims == 1 else F.conv2d
-        return conv(x, self._weights(c, x), stride=2, groups=c)  # (B, 2^d C, N/2 ...)
+        return conv(x, self._weights(c, x, axis), stride=self._stride(axis), groups=c)
+
+    def _merge(self, y: torch.Tensor, axis: int) -> torch.Tensor:
+        """Inverse of ``_split`` (the transpose of an orthogonal map)."""
+        c = y.shape[1] // 2
+        n = 2 * y.shape[axis]
+        conv_t = F.conv_transpose1d if self.dims == 1 else F.conv_transpose2d
+        x = conv_t(y, self._weights(c, y, axis), stride=self._stride(axis), groups=c)  # axis: n + L - 2
+        pad = self.filter_length - 2
+        if pad:  # fold the periodic overhang back onto the start
+            x = x.clone()
+            x.narrow(axis, 0, pad).add_(x.narrow(axis, n, pad))
+            x = x.narrow(axis, 0, n)
+        return x
+
+    def _analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """One level, separably: (B, C, ...) -> (B, 2^d C, .../2); in 2-D, channel 4c + 2a + b
+        holds filter a (0 low, 1 high) along the height and b along the width."""
+        for axis in range(2, 2 + self.dims):
+            x = self._split(x, axis)
+        return x
 
     def _synthesis(self, y: torch.Tensor) -> torch.Tensor:
-        c = y.shape[1] // self.split
-        sizes = [n * 2 for n in y.shape[2:]]
-        conv_t = F.conv_transpose1d if self.dims == 1 else F.conv_transpose2d
-        x = conv_t(y, self._weights(c, y), stride=2, groups=c)  # (B, C, N+L-2 ...)
-        pad = self.filter_length - 2
-        if pad:  # fold the periodic overhang back onto the start, axis by axis
-            x = x.clone()
-            for axis, n in zip(range(2, 2 + self.dims), sizes):
-                head = x.narrow(axis, 0, pad)
-                head += x.narrow(axis, n, pad)
-                x = x.narrow(axis, 0, n)
-        return x
+        for axis in reversed(range(2, 2 + self.dims)):
+            y = self._merge(y, axis)
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, *S) -> (B, C * 2^(d J), *S / 2^J)."""

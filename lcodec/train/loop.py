@@ -37,6 +37,7 @@ class TrainRecipe:
     include: tuple[str, ...] = ()  # file names in the data folder to train on (empty: all of them)
     prior_lr_scale: float = 1.0  # learning rate of the entropy model (all but analysis/synthesis) relative to lr
     freeze_transform_steps: int = 0  # the transform (analysis/synthesis) stays fixed for this many steps
+    init_samples: int = 64  # crops a codec with ``init_from_data`` (e.g. a KLT) starts from
     init_weights: str = ""  # shipped weights ("walloc-rgb-q3") whose same-named, same-shaped tensors start a fresh run
 
 
@@ -84,6 +85,7 @@ def train(
     from torch.nn.parallel import DistributedDataParallel
     from tqdm import tqdm
 
+    from lcodec.api import _stored_qualities
     from lcodec.train.data import make_dataset
 
     rank, world = _distributed(device)
@@ -110,7 +112,7 @@ def train(
         step = int(ck["step"])
     elif init_from is not None:
         shipped = torch.load(init_from, map_location="cpu", weights_only=True)
-        if shipped.get("name") != recipe.codec or int(shipped.get("quality", -1)) != recipe.quality:
+        if shipped.get("name") != recipe.codec or recipe.quality not in _stored_qualities(shipped):
             raise InputError(f"{init_from} holds {shipped.get('name')} q{shipped.get('quality')}, not this recipe's codec")
         codec.load_weights(shipped)
         codec.to(device)
@@ -119,8 +121,11 @@ def train(
         copied = init_from_shipped(codec, recipe.init_weights)
         if rank == 0:
             print(f"initialised {len(copied)} tensors from shipped {recipe.init_weights}")
-    model = DistributedDataParallel(codec) if world > 1 else codec
     data = make_dataset(codec, data_dir, crop=recipe.crop, seed=recipe.seed, include=recipe.include)
+    if step == 0 and init_from is None and not recipe.init_weights and hasattr(codec, "init_from_data"):  # e.g. a KLT from the data
+        codec.init_from_data([data[i] for i in range(recipe.init_samples)])
+        codec.to(device)
+    model = DistributedDataParallel(codec) if world > 1 else codec
     lead = rank == 0
     log = (out_dir / "log.jsonl").open("a") if lead else None
 

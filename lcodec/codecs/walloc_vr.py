@@ -1,0 +1,210 @@
+"""Variable-rate WaLLoC image codecs: one set of weights, a ladder of rates chosen by quality.
+
+The transform and the mean-scale hyperprior are ``walloc-rgb-hp``'s
+(``lcodec.codecs.walloc_hp``); what is new is a learned per-channel *gain* for each rate
+point (the gain units of Cui et al., "Asymmetric Gained Deep Image Compression With
+Continuous Rate Adaptation", CVPR 2021)::
+
+    y = g_a(packet(x))                        (B, C, H/2^J, W/2^J)  unit-free latents
+    y_q = y * gain[q]                         coded exactly as walloc-rgb-hp codes y
+    x_hat = g_s(y_hat_q / gain[q])
+
+A larger gain means a finer quantization step in the latent space, so one model spans the
+whole ladder; training samples a rate point per image and weighs its distortion by that
+point's lambda. Why one model and not one per rate: the ladder has six points, and six
+separately trained models would cost six CPU training runs and ~40 MB of weights; here the
+transform, the hyperprior and the tables are shared and each point adds only C gains.
+
+Two variants (``WallocConfig.encoder_blocks``):
+
+* ``walloc-rgb-light``: the WaLLoC encoder, a linear 1x1 projection of the packet (cheap
+  encoding on weak devices).
+* ``walloc-rgb-rd``: the same projection plus a residual CNN branch at latent resolution
+  (a stronger encoder for the best rate-distortion; decoding costs the same).
+
+Training starts from the plain transform coder: the projection (encoder and the decoder's
+linear skip) is the KLT of the packet coefficients of the training crops (``init_from_data``),
+and each gain starts at 1 / step for its lambda (high-rate theory, see ``initial_step``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lcodec.codecs.base import RDOutput
+from lcodec.codecs.walloc import WallocImageCodec
+from lcodec.codecs.walloc_hp import HyperpriorConfig, WallocHyperpriorCodec, _ste_round
+from lcodec.errors import ModelError
+from lcodec.models.walloc import ConfigDict, WallocConfig
+from lcodec.registry import CodecSpec, register_codec, shipped_sha256
+
+__all__ = ["LadderConfig", "WallocVariableRateCodec", "VariableRateOutput", "initial_step"]
+
+
+@dataclass(frozen=True)
+class LadderConfig(ConfigDict):
+    """The rate points of one variable-rate model: quality q uses ``lmbdas[q - 1]``."""
+
+    lmbdas: tuple[float, ...] = (0.0008, 0.002, 0.005, 0.012, 0.03, 0.075)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lmbdas", tuple(float(v) for v in self.lmbdas))  # lists from checkpoints
+        if not self.lmbdas or any(b <= a for a, b in zip(self.lmbdas, self.lmbdas[1:])) or self.lmbdas[0] <= 0:
+            raise ModelError(f"ladder lambdas must be positive and increasing, got {self.lmbdas}")
+
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        return tuple(range(1, len(self.lmbdas) + 1))
+
+
+def initial_step(lmbda: float) -> float:
+    """Quantization step of an orthonormal transform coder that minimises
+    lambda * 255^2 * MSE + bits per pixel at high rate.
+
+    Per coefficient the error is step^2 / 12 and the rate h - log2(step) bits; with 3
+    coefficients per pixel, d/d(step) of the loss is zero at step^2 = 18 / (lambda 255^2 ln 2).
+    """
+    return math.sqrt(18.0 / (lmbda * 255.0**2 * math.log(2.0)))
+
+
+@dataclass(frozen=True)
+class VariableRateOutput(RDOutput):
+    """RDOutput plus the lambda each sample was trained at, (B,)."""
+
+    lmbda: torch.Tensor | None = None
+
+
+class WallocVariableRateCodec(WallocHyperpriorCodec):
+    """WaLLoC + mean-scale hyperprior + per-rate gains (see the module docstring).
+
+    Tensors: x (B, 3, H, W) in [0, 1]; latents (``encode_latents``) are the gained y_hat,
+    (B, C, 2*ceil(H/32), 2*ceil(W/32)) float32, so their scale depends on the quality.
+    """
+
+    def __init__(self, cfg: WallocConfig, hyper: HyperpriorConfig, ladder: LadderConfig,
+                 name: str, quality: int) -> None:
+        super().__init__(cfg, hyper, name=name, quality=quality)
+        if quality not in ladder.qualities:
+            raise ModelError(f"{name}: quality {quality} not in {ladder.qualities}")
+        self.ladder = ladder
+        steps = torch.tensor([initial_step(v) for v in ladder.lmbdas])
+        self.log_gain = nn.Parameter(-torch.log(steps)[:, None].repeat(1, cfg.latent_channels))
+
+    # ------------------------------------------------------------- the gains
+    def _gain(self, index: torch.Tensor) -> torch.Tensor:
+        """(B,) rate indexes -> (B, C, 1, 1) gains."""
+        return torch.exp(self.log_gain[index])[:, :, None, None]
+
+    def _gain64(self) -> torch.Tensor:
+        """This quality's gains in float64 on CPU, (1, C, 1, 1): the same numbers on every machine."""
+        return torch.exp(self.log_gain.detach().cpu().double()[self.quality - 1])[None, :, None, None]
+
+    def forward(self, x: torch.Tensor) -> VariableRateOutput:
+        """Training samples a rate point per image; in eval mode every image uses ``quality``."""
+        b = x.shape[0]
+        if self.training:
+            index = torch.randint(len(self.ladder.lmbdas), (b,)).to(x.device)
+        else:
+            index = torch.full((b,), self.quality - 1, device=x.device)
+        gain = self._gain(index)
+        h, w = x.shape[-2:]
+        y = self.analysis(self._pad(x)) * gain
+        z = self.h_a(y)
+        _, z_bits = self.prior(z)
+        z_hat = _ste_round(z)
+        scales = self.gaussian.scales_from_indexes(self.index_net(z_hat))
+        means = self.h_m(z_hat)
+        _, y_bits = self.gaussian(y, scales, means)
+        y_dec = _ste_round(y - means) + means
+        x_hat = self.synthesis(y_dec / gain)[..., :h, :w]
+        lmbda = torch.tensor(self.ladder.lmbdas, device=x.device)[index]
+        return VariableRateOutput(x_hat=x_hat, bits={"y": y_bits, "z": z_bits}, lmbda=lmbda)
+
+    @staticmethod
+    def rd_loss(out: VariableRateOutput, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """mean over images of lambda_i * 255^2 * MSE_i + bpp_i, with lambda_i the image's rate
+        point times the recipe's ``lmbda`` (1.0 trains the ladder as stored)."""
+        pixels = x.shape[-2] * x.shape[-1]
+        mse = ((out.x_hat - x) ** 2).flatten(1).mean(1)
+        bpp = out.total_bits / pixels
+        loss = (lmbda * out.lmbda * 255.0**2 * mse + bpp).mean()
+        psnr = (10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))).mean()
+        return loss, {"bpp": bpp.mean().item(), "psnr": psnr.item(),
+                      "side_bpp": (out.bits["z"].mean() / pixels).item()}
+
+    # ------------------------------------------------------- coding (gained)
+    def _light_encode(self, x64: torch.Tensor) -> torch.Tensor:
+        return super()._light_encode(x64) * self._gain64()
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Gained y_hat -> x_hat (B, 3, H, W) clamped to [0, 1], cropped to ``size`` if given."""
+        dev = next(self.synthesis.parameters()).device
+        ungained = (latents.cpu().double() / self._gain64()).to(dev, torch.float32)
+        return WallocImageCodec.decode_latents(self, ungained, size)
+
+    # ------------------------------------------------------------ the weights
+    @torch.no_grad()
+    def init_from_data(self, crops: list[torch.Tensor]) -> None:
+        """Start as the plain transform coder: the encoder projection and the decoder's linear
+        skip become the KLT (strongest ``latent_channels`` components) of the packet
+        coefficients of ``crops`` (each (3, h, w), sides divisible by 2^J)."""
+        wpt = self.analysis.wpt
+        cov = None
+        count = 0
+        for x in crops:
+            c = wpt(x[None].double() - self.analysis.offset)[0].flatten(1)
+            cov = c @ c.T if cov is None else cov + c @ c.T
+            count += c.shape[1]
+        evals, evecs = torch.linalg.eigh(cov / count)
+        basis = evecs[:, torch.argsort(evals, descending=True)[: self.cfg.latent_channels]].T  # (C, K)
+        self.analysis.g_a.weight.copy_(basis[:, :, None, None].float())
+        self.analysis.g_a.bias.zero_()
+        self.synthesis.skip.weight.copy_(basis.T[:, :, None, None].float())
+        self.synthesis.skip.bias.zero_()
+
+    def weights_state(self) -> dict[str, object]:
+        return {**super().weights_state(), "quality": 0, "qualities": list(self.ladder.qualities),
+                "ladder_config": self.ladder.to_dict()}
+
+    def load_weights(self, state: dict[str, object]) -> None:
+        if LadderConfig.from_dict(dict(state.get("ladder_config", {}))) != self.ladder:
+            raise ModelError(f"{self.name}: weights were trained for another rate ladder")
+        super().load_weights(state)
+
+
+_PACKET = dict(levels=4, wavelet="sym4", latent_channels=192)
+WALLOC_RGB_LIGHT = WallocConfig(**_PACKET)
+WALLOC_RGB_RD = WallocConfig(**_PACKET, encoder_blocks=2, encoder_channels=128)
+VR_HYPER = HyperpriorConfig(hyper_channels=48, analysis_hidden=128, index_hidden=96, num_scales=72,
+                            min_scale=0.11, max_scale=256.0)
+VR_LADDER = LadderConfig()
+_ENTROPY = ("mean-scale Gaussian hyperprior (Balle et al. 2018; Minnen et al. 2018) with per-rate gain "
+            "units (Cui et al. 2021); table indexes from an exact integer network; 16-bit integer tables")
+_PAPERS = ("Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024; "
+           "Cui et al., Asymmetric Gained Deep Image Compression With Continuous Rate Adaptation, 2021")
+
+
+def _spec(name: str, transform: str, description: str) -> CodecSpec:
+    weights = {q: f"{name}.pt" for q in VR_LADDER.qualities}
+    return CodecSpec(name=name, modality="image", qualities=VR_LADDER.qualities, default_quality=4,
+                     transform=transform, entropy_model=_ENTROPY, paper=_PAPERS, description=description,
+                     weights=weights, weights_sha256=shipped_sha256(weights))
+
+
+@register_codec(_spec("walloc-rgb-light",
+                      "sym4 wavelet packet J=4 + linear 1x1 encoder (768->192) + residual CNN decoder at 1/16",
+                      "variable-rate WaLLoC, light encoder: six rates from one weights file"))
+def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
+    return WallocVariableRateCodec(WALLOC_RGB_LIGHT, VR_HYPER, VR_LADDER, name="walloc-rgb-light", quality=quality)
+
+
+@register_codec(_spec("walloc-rgb-rd",
+                      "sym4 wavelet packet J=4 + linear encoder with a residual CNN branch + residual CNN "
+                      "decoder at 1/16",
+                      "variable-rate WaLLoC, stronger encoder for the best rate-distortion: six rates, one file"))
+def walloc_rgb_rd(quality: int) -> WallocVariableRateCodec:
+    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER, VR_LADDER, name="walloc-rgb-rd", quality=quality)
