@@ -40,13 +40,14 @@ WIDTHS = {2: (24, 48), 3: (64, 96, 192), 4: (64, 128, 192, 768)}  # latent chann
 
 
 def entropy_bits(q: torch.Tensor) -> float:
-    """Sum over channels of (count x empirical entropy) of each channel's symbols."""
-    total = 0.0
-    for band in q.reshape(q.shape[0], -1):
-        _, counts = torch.unique(band, return_counts=True)
-        p = counts.double() / counts.sum()
-        total += float(-(counts * torch.log2(p)).sum())
-    return total
+    """Sum over channels of (count x empirical entropy) of each channel's symbols (q: (C, ...))."""
+    q = q.reshape(q.shape[0], -1).long()
+    q = q - q.min(dim=1, keepdim=True).values
+    span = int(q.max()) + 1
+    counts = torch.bincount((q + span * torch.arange(q.shape[0])[:, None]).reshape(-1),
+                            minlength=span * q.shape[0]).reshape(q.shape[0], span).double()
+    p = counts / q.shape[1]
+    return float(-(counts * torch.log2(torch.where(counts > 0, p, 1.0))).sum())
 
 
 def pad_to(x: torch.Tensor, factor: int) -> torch.Tensor:
