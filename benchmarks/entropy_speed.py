@@ -2,11 +2,11 @@
 
     python benchmarks/entropy_speed.py [--image ../shared/data/images/val/astronaut.png] [--threads 2]
 
-Both start from the same latents: the shipped walloc-rgb-hp q3 transform's y for one image
-resized to 768x512 (64 channels at 1/16 resolution). Timed, best of 5, CPU:
+Both start from the same latents: the shipped walloc-rgb-rd q4 transform's gained y for one
+image resized to 768x512 (192 channels at 1/16 resolution). Timed, best of 5, CPU:
 
 * hyperprior encode: h_a, round z, exact integer table indexes, means, range-code z and y;
-  decode: range-decode z, indexes, means, range-decode y (``WallocHyperpriorCodec``).
+  decode: range-decode z, indexes, means, range-decode y (walloc-rgb-rd's hyperprior).
 * multi-codebook encode: float64 rate-aware nearest codeword for M groups of d channels,
   range-code the M indexes per position with one categorical table per codebook;
   decode: range-decode, gather codewords (``lcodec.entropy.codebook``).
@@ -48,8 +48,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     x = torch.nn.functional.interpolate(read_image(args.image)[None], size=(512, 768), mode="bilinear").clamp(0, 1)
-    hp = lcodec.load("walloc-rgb-hp", quality=3)
-    y64 = hp._light_encode(hp._pad(x.double()))  # (1, 64, 32, 48)
+    hp = lcodec.load("walloc-rgb-rd", quality=4)
+    y64 = hp._light_encode(hp._pad(x.double()))  # (1, 192, 32, 48)
 
     def hp_encode():
         z = hp._hyper_analysis(y64)
@@ -67,18 +67,19 @@ def main() -> None:
         return torch.from_numpy(y_sym.reshape(y64.shape)).double() + hp._means(z)
 
     t_hp_dec, _ = best_of(hp_decode)
-    rows = [{"path": "hyperprior (walloc-rgb-hp q3)", "symbols": int(y64.numel() + np.prod(zshape)),
+    rows = [{"path": "hyperprior (walloc-rgb-rd q4)", "symbols": int(y64.numel() + np.prod(zshape)),
              "bits": 8 * (len(z_data) + len(y_data)), "encode_s": t_hp_enc, "decode_s": t_hp_dec}]
     torch.manual_seed(0)
     scale = float(y64.std())
-    for groups, codewords in ((16, 256), (32, 64), (8, 1024)):
-        vq = MultiCodebookQuantizer(64, groups, codewords, init_scale=scale)
+    channels = y64.shape[1]
+    for groups, codewords in ((48, 256), (96, 64), (24, 1024)):
+        vq = MultiCodebookQuantizer(channels, groups, codewords, init_scale=scale)
         with torch.no_grad():
             vq.logits.copy_(torch.randn(groups, codewords))
         vq.export()
         t_enc, (data, idx) = best_of(lambda: vq.encode(y64))
         t_dec, _ = best_of(lambda: vq.dequantize(vq.decode_indexes(data, tuple(y64.shape))))
-        rows.append({"path": f"multi-codebook M={groups} K={codewords} (d={64 // groups})", "symbols": int(idx.numel()),
+        rows.append({"path": f"multi-codebook M={groups} K={codewords} (d={channels // groups})", "symbols": int(idx.numel()),
                      "bits": 8 * len(data), "encode_s": t_enc, "decode_s": t_dec})
     for r in rows:
         print(f"{r['path']:<40} {r['symbols']:>7} symbols  encode {1000 * r['encode_s']:7.1f} ms  "

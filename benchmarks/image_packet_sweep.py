@@ -36,7 +36,7 @@ from lcodec.models.wavelet import WaveletPacket2d
 from lcodec.train.data import list_images
 
 
-WIDTHS = {2: (24, 48), 3: (64, 96, 192), 4: (64, 128, 192, 768)}  # latent channels tried per depth
+WIDTHS = {2: (48,), 3: (96, 192), 4: (64, 192, 768)}  # latent channels tried per depth
 
 
 def entropy_bits(q: torch.Tensor) -> float:
@@ -57,7 +57,6 @@ def pad_to(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 def fit_klt(wpt: WaveletPacket2d, crops: list[torch.Tensor]) -> torch.Tensor:
     """Eigenvectors (strongest first, as rows) of the packet-channel covariance."""
-    c = wpt.factor
     cov = None
     n = 0
     for x in crops:
@@ -66,7 +65,6 @@ def fit_klt(wpt: WaveletPacket2d, crops: list[torch.Tensor]) -> torch.Tensor:
         n += y.shape[1]
     evals, evecs = torch.linalg.eigh(cov / n)
     order = torch.argsort(evals, descending=True)
-    del c
     return evecs[:, order].T.contiguous()
 
 

@@ -42,7 +42,7 @@ def _stored_qualities(state: dict) -> list[int]:
 def weights_path(name: str, quality: int | None = None) -> Path:
     spec, quality = _resolve(name, quality)
     if quality not in spec.weights:
-        raise ModelError(f"{spec.name} q{quality} has no shipped weights")
+        raise ModelError(f"{spec.name} q{quality} has no shipped weights ({spec.description})")
     return WEIGHTS_DIR / spec.weights[quality]
 
 

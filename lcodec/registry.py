@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -33,7 +33,7 @@ class CodecSpec:
     paper: str
     description: str = ""
     weights: dict[int, str] = field(default_factory=dict)  # quality -> file in lcodec/weights
-    weights_sha256: dict[int, str] = field(default_factory=dict)  # quality -> sha256 of that file
+    weights_sha256: dict[int, str] = field(default_factory=dict)  # quality -> sha256 (filled from the manifest)
     sample_rate: int = 0  # audio codecs: the rate the model runs at (input is resampled to it)
 
     def to_dict(self) -> dict[str, object]:
@@ -53,6 +53,9 @@ def register_codec(spec: CodecSpec) -> Callable[[Callable[..., object]], Callabl
         raise ModelError(f"codec name {spec.name!r} must be lowercase-with-hyphens")
     if spec.default_quality not in spec.qualities:
         raise ModelError(f"{spec.name}: default quality {spec.default_quality} not in {spec.qualities}")
+
+    if spec.weights and not spec.weights_sha256:  # the manifest's record of each shipped file
+        spec = replace(spec, weights_sha256=shipped_sha256(spec.weights))
 
     def wrap(factory: Callable[..., object]) -> Callable[..., object]:
         if spec.name in _REGISTRY:

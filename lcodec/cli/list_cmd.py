@@ -21,8 +21,9 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.to_dict() for s in specs], indent=2))
         return 0
-    print(f"{'name':<16} {'modality':<8} {'qualities':<12} {'entropy model'}")
+    print(f"{'name':<16} {'modality':<8} {'qualities':<24} {'weights':<8} {'entropy model'}")
     for s in specs:
         qs = ",".join(map(str, s.qualities)) + f" (default {s.default_quality})"
-        print(f"{s.name:<16} {s.modality:<8} {qs:<12} {s.entropy_model}")
+        shipped = "shipped" if s.weights else "train"  # "train": registered, weights not in the package
+        print(f"{s.name:<16} {s.modality:<8} {qs:<24} {shipped:<8} {s.entropy_model}")
     return 0

@@ -22,7 +22,7 @@ from lcodec.codecs.base import Codec, RDOutput
 from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.walloc import WallocAnalysis, WallocConfig, WallocSynthesis
-from lcodec.registry import CodecSpec, register_codec, shipped_sha256
+from lcodec.registry import CodecSpec, register_codec
 
 __all__ = ["WallocCodecBase", "WallocImageCodec", "MAX_IMAGE_PIXELS", "weights_digest"]
 
@@ -313,7 +313,6 @@ WALLOC_RGB_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 3: _LIGHT}
         paper="Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024",
         description="WaLLoC for RGB images: light linear encoder, shipped weights trained on shared/data/images/train",
         weights={q: f"walloc-rgb-q{q}.pt" for q in WALLOC_RGB_CONFIGS},
-        weights_sha256=shipped_sha256({q: f"walloc-rgb-q{q}.pt" for q in WALLOC_RGB_CONFIGS}),
     )
 )
 def walloc_rgb(quality: int) -> WallocImageCodec:

@@ -33,7 +33,7 @@ from lcodec.codecs.base import RDOutput
 from lcodec.codecs.walloc import WallocCodecBase
 from lcodec.errors import BitstreamError, InputError
 from lcodec.models.walloc import WallocConfig
-from lcodec.registry import CodecSpec, register_codec, shipped_sha256
+from lcodec.registry import CodecSpec, register_codec
 
 __all__ = ["WallocAudioCodec", "MODEL_RATE", "MAX_AUDIO_SAMPLES", "WALLOC_AUDIO_CONFIGS"]
 
@@ -279,7 +279,6 @@ _INIT_STEP = {1: 0.066, 2: 0.024, 3: 0.0076}
         description="WaLLoC for mono/stereo audio coded at 48 kHz (other rates are resampled); "
                     "q1/q2/q3 aim at about 24/48/96 kbps for stereo music",
         weights={q: f"walloc-audio-q{q}.pt" for q in WALLOC_AUDIO_CONFIGS},
-        weights_sha256=shipped_sha256({q: f"walloc-audio-q{q}.pt" for q in WALLOC_AUDIO_CONFIGS}),
         sample_rate=MODEL_RATE,
     )
 )

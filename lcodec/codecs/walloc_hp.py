@@ -42,7 +42,7 @@ from lcodec.entropy.gaussian import GaussianConditional, scale_table
 from lcodec.entropy.integer_net import index_synthesis
 from lcodec.errors import BitstreamError, ModelError
 from lcodec.models.walloc import ConfigDict, WallocConfig
-from lcodec.registry import CodecSpec, register_codec, shipped_sha256
+from lcodec.registry import CodecSpec, register_codec
 
 __all__ = ["HyperpriorConfig", "WallocHyperpriorCodec", "WALLOC_RGB_HP_CONFIGS"]
 
@@ -336,6 +336,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
 
 
 # One set of weights per rate point; the transform is walloc-rgb's, so its weights start training.
+# Registered for training and for the variable-rate codecs built on it; its weights are not shipped.
 WALLOC_RGB_HP_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 2: _LIGHT, 3: _LIGHT}
 
 
@@ -350,9 +351,9 @@ WALLOC_RGB_HP_CONFIGS: dict[int, WallocConfig] = {1: _LIGHT, 2: _LIGHT, 3: _LIGH
                       "from an exact integer network, factorized prior on z; 16-bit integer tables",
         paper="Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024; "
               "Balle, Johnston & Minnen, Integer Networks for Data Compression with Latent-Variable Models, 2019",
-        description="WaLLoC for RGB images with a hyperprior whose table choice is bit-exact on every machine",
-        weights={q: f"walloc-rgb-hp-q{q}.pt" for q in WALLOC_RGB_HP_CONFIGS},
-        weights_sha256=shipped_sha256({q: f"walloc-rgb-hp-q{q}.pt" for q in WALLOC_RGB_HP_CONFIGS}),
+        description="WaLLoC for RGB images with a hyperprior whose table choice is bit-exact on every machine. "
+                    "Weights not shipped since 0.1 (superseded by walloc-rgb-light / walloc-rgb-rd, which keeps "
+                    "lcodec/weights under 50 MB); reproduce them with `codec train walloc-rgb-hp-qN`",
     )
 )
 def walloc_rgb_hp(quality: int) -> WallocHyperpriorCodec:

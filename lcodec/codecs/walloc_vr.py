@@ -39,7 +39,7 @@ from lcodec.codecs.walloc import WallocImageCodec
 from lcodec.codecs.walloc_hp import HyperpriorConfig, WallocHyperpriorCodec, _ste_round
 from lcodec.errors import ModelError
 from lcodec.models.walloc import ConfigDict, WallocConfig
-from lcodec.registry import CodecSpec, register_codec, shipped_sha256
+from lcodec.registry import CodecSpec, register_codec
 
 __all__ = ["LadderConfig", "WallocVariableRateCodec", "VariableRateOutput", "initial_step"]
 
@@ -188,16 +188,18 @@ _PAPERS = ("Jacobellis & Yadwadkar, Learned Compression for Compressed Learning,
            "Cui et al., Asymmetric Gained Deep Image Compression With Continuous Rate Adaptation, 2021")
 
 
-def _spec(name: str, transform: str, description: str) -> CodecSpec:
-    weights = {q: f"{name}.pt" for q in VR_LADDER.qualities}
+def _spec(name: str, transform: str, description: str, shipped: bool) -> CodecSpec:
+    weights = {q: f"{name}.pt" for q in VR_LADDER.qualities} if shipped else {}
     return CodecSpec(name=name, modality="image", qualities=VR_LADDER.qualities, default_quality=4,
                      transform=transform, entropy_model=_ENTROPY, paper=_PAPERS, description=description,
-                     weights=weights, weights_sha256=shipped_sha256(weights))
+                     weights=weights)
 
 
 @register_codec(_spec("walloc-rgb-light",
                       "sym4 wavelet packet J=4 + linear 1x1 encoder (768->192) + residual CNN decoder at 1/16",
-                      "variable-rate WaLLoC, light encoder: six rates from one weights file"))
+                      "variable-rate WaLLoC, light encoder: six rates from one weights file. Weights not shipped "
+                      "(walloc-rgb-rd codes better at every rate and lcodec/weights stays under 50 MB); reproduce "
+                      "them with `codec train walloc-rgb-light`", shipped=False))
 def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
     return WallocVariableRateCodec(WALLOC_RGB_LIGHT, VR_HYPER, VR_LADDER, name="walloc-rgb-light", quality=quality)
 
@@ -205,6 +207,7 @@ def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
 @register_codec(_spec("walloc-rgb-rd",
                       "sym4 wavelet packet J=4 + linear encoder with a residual CNN branch + residual CNN "
                       "decoder at 1/16",
-                      "variable-rate WaLLoC, stronger encoder for the best rate-distortion: six rates, one file"))
+                      "variable-rate WaLLoC, stronger encoder for the best rate-distortion: six rates, one file",
+                      shipped=True))
 def walloc_rgb_rd(quality: int) -> WallocVariableRateCodec:
     return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER, VR_LADDER, name="walloc-rgb-rd", quality=quality)

@@ -60,6 +60,23 @@ def test_list(capsys):
     assert "walloc-rgb" in capsys.readouterr().out
 
 
+def test_quality_picks_a_rate_of_the_ladder(work, capsys):
+    name = "walloc-rgb-rd"
+    sizes = {}
+    for q in (1, 6):
+        assert run("encode", work / "photo.png", work / f"q{q}.bin", "--codec", name, "--quality", q) == 0
+        sizes[q] = (work / f"q{q}.bin").stat().st_size
+        capsys.readouterr()
+        assert run("info", work / f"q{q}.bin", "--json") == 0
+        info = json.loads(capsys.readouterr().out)
+        assert (info["codec"], info["quality"]) == (name, q)
+        assert run("decode", work / f"q{q}.bin", work / f"q{q}.png") == 0
+        assert Image.open(work / f"q{q}.png").size == (481, 321)
+    assert sizes[1] * 4 < sizes[6]
+    err = _error(capsys, "encode", work / "photo.png", work / "q7.bin", "--codec", name, "--quality", 7)
+    assert "quality 7 not available" in err and not (work / "q7.bin").exists()
+
+
 def _error(capsys, *argv) -> str:
     assert run(*argv) != 0
     err = capsys.readouterr().err.strip()

@@ -171,8 +171,11 @@ def test_training_path_bits_loss_and_gradients():
 def test_registry_recipes_and_initialisation_from_walloc_rgb():
     spec = get_spec("walloc-rgb-hp")
     assert spec.qualities == (1, 2, 3) and spec.default_quality == 3
-    assert spec.weights == {q: f"walloc-rgb-hp-q{q}.pt" for q in (1, 2, 3)}
-    assert set(spec.weights_sha256) == {1, 2, 3}  # every registered rate ships
+    assert spec.weights == {} and "codec train walloc-rgb-hp-qN" in spec.description  # recipes only
+    import lcodec
+
+    with pytest.raises(ModelError, match="no shipped weights .*codec train walloc-rgb-hp"):
+        lcodec.load("walloc-rgb-hp")
     for q, lmbda, init in ((1, 0.004, 1), (2, 0.010, 3), (3, 0.022, 3)):
         r = RECIPES[f"walloc-rgb-hp-q{q}"]
         assert (r.codec, r.quality, r.lmbda, r.init_weights) == ("walloc-rgb-hp", q, lmbda, f"walloc-rgb-q{init}")

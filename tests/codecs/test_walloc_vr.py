@@ -139,21 +139,24 @@ def test_weights_serve_the_whole_ladder_and_refuse_another(vr):
 def test_registry_and_recipes():
     for name in NAMES:
         spec = get_spec(name)
-        assert spec.qualities == (1, 2, 3, 4, 5, 6) and set(spec.weights.values()) == {f"{name}.pt"}
+        assert spec.qualities == (1, 2, 3, 4, 5, 6)
         r = RECIPES[name]
         assert (r.codec, r.lmbda) == (name, 1.0)
+    assert set(get_spec("walloc-rgb-rd").weights.values()) == {"walloc-rgb-rd.pt"}
+    assert get_spec("walloc-rgb-light").weights == {}  # recipe only: see its description
 
 
-def test_shipped_ladders_load_from_one_file_and_rates_are_ordered(photo):
+def test_the_shipped_ladder_loads_from_one_file_and_rates_are_ordered(photo):
     import lcodec
     from lcodec.api import weights_path
 
-    for name in NAMES:
-        spec = get_spec(name)
-        assert set(spec.weights_sha256) == set(spec.qualities)  # every rate ships
-        assert len({weights_path(name, q) for q in spec.qualities}) == 1
-        sizes = [len(lcodec.load(name, quality=q).compress(photo)) for q in spec.qualities]
-        assert sizes == sorted(sizes)
+    spec = get_spec("walloc-rgb-rd")
+    assert set(spec.weights_sha256) == set(spec.qualities)  # every rate ships
+    assert len({weights_path("walloc-rgb-rd", q) for q in spec.qualities}) == 1
+    sizes = [len(lcodec.load("walloc-rgb-rd", quality=q).compress(photo)) for q in spec.qualities]
+    assert sizes == sorted(sizes) and sizes[0] * 4 < sizes[-1]
     with pytest.raises(ModelError, match="not available"):
-        lcodec.load("walloc-rgb-light", quality=7)
+        lcodec.load("walloc-rgb-rd", quality=7)
+    with pytest.raises(ModelError, match="no shipped weights .*codec train walloc-rgb-light"):
+        lcodec.load("walloc-rgb-light")
 

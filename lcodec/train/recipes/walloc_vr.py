@@ -16,6 +16,6 @@ from lcodec.train.loop import TrainRecipe
 __all__ = ["RECIPES"]
 
 RECIPES = {
-    "walloc-rgb-light": TrainRecipe(codec="walloc-rgb-light", quality=4, lmbda=1.0, steps=4_500, prior_lr_scale=3.0),
-    "walloc-rgb-rd": TrainRecipe(codec="walloc-rgb-rd", quality=4, lmbda=1.0, steps=4_500, prior_lr_scale=3.0),
+    "walloc-rgb-light": TrainRecipe(codec="walloc-rgb-light", quality=4, lmbda=1.0, steps=4_000, prior_lr_scale=3.0),
+    "walloc-rgb-rd": TrainRecipe(codec="walloc-rgb-rd", quality=4, lmbda=1.0, steps=4_000, prior_lr_scale=3.0),
 }
