@@ -122,22 +122,32 @@ class CodingTables:
         return float(np.sum(self.precision - np.log2(counts)))
 
     def to_state(self) -> dict[str, object]:
-        """Plain dict of integer tensors for ``torch.save(..., weights_only=True)``. Counts are
-        below 2**precision <= 2**16, so they are stored as int32 (read back as int64)."""
+        """Plain dict of integer tensors for ``torch.save(..., weights_only=True)``. Only each
+        row's first ``lengths[t]`` counts are stored, concatenated (the rest are zero), as int32:
+        counts are below 2**precision <= 2**16. ``width`` keeps the padded shape (it is hashed)."""
         import torch
 
+        rows = [self.counts[t, : self.lengths[t]] for t in range(self.num_tables)]
         return {
             "precision": self.precision,
-            "counts": torch.from_numpy(np.array(self.counts, dtype=np.int32)),
+            "packed": torch.from_numpy(np.concatenate(rows).astype(np.int32)),
+            "width": int(self.counts.shape[1]),
             "offsets": torch.from_numpy(np.array(self.offsets, dtype=np.int64)),
             "lengths": torch.from_numpy(np.array(self.lengths, dtype=np.int64)),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, object]) -> "CodingTables":
-        return cls(
-            int(state["precision"]),
-            np.asarray(state["counts"].numpy(), dtype=np.int64),
-            np.asarray(state["offsets"].numpy(), dtype=np.int64),
-            np.asarray(state["lengths"].numpy(), dtype=np.int64),
-        )
+        """Read ``to_state``'s dict; also the earlier layout with the padded ``counts`` matrix."""
+        lengths = np.asarray(state["lengths"].numpy(), dtype=np.int64)
+        if "packed" in state:
+            packed = np.asarray(state["packed"].numpy(), dtype=np.int64)
+            width = int(state["width"])
+            if lengths.min(initial=1) < 1 or lengths.max(initial=0) > width or packed.size != lengths.sum():
+                raise ModelError("stored coding tables are inconsistent (packed counts vs lengths)")
+            counts = np.zeros((lengths.size, width), dtype=np.int64)
+            mask = np.arange(width)[None, :] < lengths[:, None]
+            counts[mask] = packed
+        else:
+            counts = np.asarray(state["counts"].numpy(), dtype=np.int64)
+        return cls(int(state["precision"]), counts, np.asarray(state["offsets"].numpy(), dtype=np.int64), lengths)

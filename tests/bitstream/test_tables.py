@@ -45,6 +45,16 @@ def test_tables_are_immutable_validated_and_hashed():
         CodingTables(t.precision, bad, t.offsets, t.lengths)  # row no longer sums to 2^16
 
 
-def test_state_round_trip():
-    t = CodingTables.from_pmfs([np.array([0.5, 0.3, 0.2])], [-1])
-    assert CodingTables.from_state(t.to_state()).sha256 == t.sha256
+def test_state_round_trip_packs_ragged_rows_and_reads_the_padded_layout():
+    t = CodingTables.from_pmfs([np.array([0.5, 0.3, 0.2]), np.full(40, 1 / 40)], [-1, -20])
+    state = t.to_state()
+    assert state["packed"].numel() == 3 + 40 and "counts" not in state  # no padding stored
+    back = CodingTables.from_state(state)
+    assert back.sha256 == t.sha256 and np.array_equal(back.counts, t.counts)
+    import torch
+
+    padded = {**{k: v for k, v in state.items() if k not in ("packed", "width")},
+              "counts": torch.from_numpy(t.counts.astype(np.int32))}  # the layout of earlier weight files
+    assert CodingTables.from_state(padded).sha256 == t.sha256
+    with pytest.raises(ModelError, match="inconsistent"):
+        CodingTables.from_state({**state, "packed": state["packed"][:-1]})
