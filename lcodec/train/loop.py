@@ -41,9 +41,11 @@ class TrainRecipe:
     init_weights: str = ""  # shipped weights ("walloc-rgb-q3") whose same-named, same-shaped tensors start a fresh run
 
 
-def _lr(recipe: TrainRecipe, step: int) -> float:
+def _lr(recipe: TrainRecipe, step: int, total: int) -> float:
+    """Warm-up over 200 steps, then /10 after ``lr_drop_at`` of this run's ``total`` steps (so a
+    continuation with ``--steps 50000`` drops at 42,500, not at the recipe's own 85%)."""
     warm = min(1.0, (step + 1) / 200)
-    return recipe.lr * warm * (0.1 if step >= recipe.lr_drop_at * recipe.steps else 1.0)
+    return recipe.lr * warm * (0.1 if step >= recipe.lr_drop_at * total else 1.0)
 
 
 def _save(path: Path, obj: dict) -> None:
@@ -122,7 +124,8 @@ def train(
         if rank == 0:
             print(f"initialised {len(copied)} tensors from shipped {recipe.init_weights}")
     data = make_dataset(codec, data_dir, crop=recipe.crop, seed=recipe.seed, include=recipe.include)
-    if step == 0 and init_from is None and not recipe.init_weights and hasattr(codec, "init_from_data"):  # e.g. a KLT from the data
+    fresh = not ckpt_path.exists() and init_from is None and not recipe.init_weights
+    if fresh and hasattr(codec, "init_from_data"):  # e.g. a KLT of the data
         codec.init_from_data([data[i] for i in range(recipe.init_samples)])
         codec.to(device)
     model = DistributedDataParallel(codec) if world > 1 else codec
@@ -142,7 +145,7 @@ def train(
         x = torch.stack([data[first + j] for j in range(recipe.batch_size)]).to(device)
         for g in opt.param_groups:
             frozen = g["transform"] and step < recipe.freeze_transform_steps
-            g["lr"] = 0.0 if frozen else _lr(recipe, step) * g["scale"]
+            g["lr"] = 0.0 if frozen else _lr(recipe, step, total) * g["scale"]
         out = model(x)
         loss, shown = codec.rd_loss(out, x, recipe.lmbda)
         opt.zero_grad(set_to_none=True)

@@ -51,3 +51,13 @@ def test_continue_from_shipped_weights(tmp_path):
     train(recipe, data, tmp_path / "second", progress=False, init_from=shipped)
     ck = torch.load(tmp_path / "second" / "checkpoint.pt", weights_only=True)
     assert ck["step"] == 3  # continued at the exported step, one more to the recipe's end
+
+
+def test_learning_rate_drops_at_the_same_fraction_of_this_runs_steps():
+    from lcodec.train.loop import _lr
+
+    r = TrainRecipe(codec="walloc-rgb", quality=3, lmbda=0.01, steps=4_000, lr=1e-3)
+    assert _lr(r, 0, 4_000) == 1e-3 / 200  # warm-up
+    assert _lr(r, 3_399, 4_000) == 1e-3 and _lr(r, 3_400, 4_000) == 1e-4
+    # a continuation run (--from-shipped --steps 50000) keeps the full rate until 85% of 50,000
+    assert _lr(r, 10_000, 50_000) == 1e-3 and _lr(r, 42_500, 50_000) == 1e-4
