@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from lcodec.eval.bdrate import bd_rate
 from lcodec.io.image import read_image
+from lcodec.models.walloc import packet_klt
 from lcodec.models.wavelet import WaveletPacket2d
 from lcodec.train.data import list_images
 
@@ -53,19 +54,6 @@ def entropy_bits(q: torch.Tensor) -> float:
 def pad_to(x: torch.Tensor, factor: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     return F.pad(x, (0, -w % factor, 0, -h % factor), mode="replicate")
-
-
-def fit_klt(wpt: WaveletPacket2d, crops: list[torch.Tensor]) -> torch.Tensor:
-    """Eigenvectors (strongest first, as rows) of the packet-channel covariance."""
-    cov = None
-    n = 0
-    for x in crops:
-        y = wpt(x.unsqueeze(0) - 0.5)[0].flatten(1)  # (K, P)
-        cov = y @ y.T if cov is None else cov + y @ y.T
-        n += y.shape[1]
-    evals, evecs = torch.linalg.eigh(cov / n)
-    order = torch.argsort(evals, descending=True)
-    return evecs[:, order].T.contiguous()
 
 
 def val_curve(wpt: WaveletPacket2d, basis: torch.Tensor, channels: int, images: list[torch.Tensor],
@@ -118,7 +106,7 @@ def main() -> None:
     for wavelet in ("haar", "sym4", "sym8"):
         for levels in (2, 3, 4):
             wpt = WaveletPacket2d(levels, wavelet).double()
-            basis = fit_klt(wpt, crops)
+            basis = packet_klt(wpt, crops)
             k = basis.shape[0]
             for channels in WIDTHS[levels]:
                 points = val_curve(wpt, basis, channels, images, steps)

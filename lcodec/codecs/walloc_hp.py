@@ -114,8 +114,16 @@ class WallocHyperpriorCodec(WallocCodecBase):
 
     # ------------------------------------------------------------ training path
     def forward(self, x: torch.Tensor) -> RDOutput:
+        x_hat, bits = self._rd_path(x)
+        return RDOutput(x_hat=x_hat, bits=bits)
+
+    def _rd_path(self, x: torch.Tensor, gain: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The differentiable path: (x_hat, {"y": bits, "z": bits}). ``gain`` (B, C, 1, 1), if
+        given, scales y before quantization and back before synthesis (variable-rate codecs)."""
         h, w = x.shape[-2:]
         y = self.analysis(self._pad(x))  # (B, 64, H/16, W/16)
+        if gain is not None:
+            y = y * gain
         z = self.h_a(y)  # (B, 32, H/32, W/32)
         _, z_bits = self.prior(z)
         z_hat = _ste_round(z)  # the decoder's side networks see integers, as when coding
@@ -123,8 +131,10 @@ class WallocHyperpriorCodec(WallocCodecBase):
         means = self.h_m(z_hat)
         _, y_bits = self.gaussian(y, scales, means)
         y_dec = _ste_round(y - means) + means  # straight-through, like walloc-rgb
+        if gain is not None:
+            y_dec = y_dec / gain
         x_hat = self.synthesis(y_dec)[..., :h, :w]
-        return RDOutput(x_hat=x_hat, bits={"y": y_bits, "z": z_bits})
+        return x_hat, {"y": y_bits, "z": z_bits}
 
     @staticmethod
     def rd_loss(out: RDOutput, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, dict[str, float]]:

@@ -36,9 +36,9 @@ from torch import nn
 
 from lcodec.codecs.base import RDOutput
 from lcodec.codecs.walloc import WallocImageCodec
-from lcodec.codecs.walloc_hp import HyperpriorConfig, WallocHyperpriorCodec, _ste_round
+from lcodec.codecs.walloc_hp import HyperpriorConfig, WallocHyperpriorCodec
 from lcodec.errors import ModelError
-from lcodec.models.walloc import ConfigDict, WallocConfig
+from lcodec.models.walloc import ConfigDict, WallocConfig, packet_klt
 from lcodec.registry import CodecSpec, register_codec
 
 __all__ = ["LadderConfig", "WallocVariableRateCodec", "VariableRateOutput", "initial_step"]
@@ -109,19 +109,9 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
             index = torch.randint(len(self.ladder.lmbdas), (b,)).to(x.device)
         else:
             index = torch.full((b,), self.quality - 1, device=x.device)
-        gain = self._gain(index)
-        h, w = x.shape[-2:]
-        y = self.analysis(self._pad(x)) * gain
-        z = self.h_a(y)
-        _, z_bits = self.prior(z)
-        z_hat = _ste_round(z)
-        scales = self.gaussian.scales_from_indexes(self.index_net(z_hat))
-        means = self.h_m(z_hat)
-        _, y_bits = self.gaussian(y, scales, means)
-        y_dec = _ste_round(y - means) + means
-        x_hat = self.synthesis(y_dec / gain)[..., :h, :w]
+        x_hat, bits = self._rd_path(x, gain=self._gain(index))
         lmbda = torch.tensor(self.ladder.lmbdas, device=x.device)[index]
-        return VariableRateOutput(x_hat=x_hat, bits={"y": y_bits, "z": z_bits}, lmbda=lmbda)
+        return VariableRateOutput(x_hat=x_hat, bits=bits, lmbda=lmbda)
 
     @staticmethod
     def rd_loss(out: VariableRateOutput, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, dict[str, float]]:
@@ -152,15 +142,7 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
         """Start as the plain transform coder: the encoder projection and the decoder's linear
         skip become the KLT (strongest ``latent_channels`` components) of the packet
         coefficients of ``crops`` (each (3, h, w), sides divisible by 2^J)."""
-        wpt = self.analysis.wpt
-        cov = None
-        count = 0
-        for x in crops:
-            c = wpt(x[None].double() - self.analysis.offset)[0].flatten(1)
-            cov = c @ c.T if cov is None else cov + c @ c.T
-            count += c.shape[1]
-        evals, evecs = torch.linalg.eigh(cov / count)
-        basis = evecs[:, torch.argsort(evals, descending=True)[: self.cfg.latent_channels]].T  # (C, K)
+        basis = packet_klt(self.analysis.wpt, crops, self.analysis.offset)[: self.cfg.latent_channels]  # (C, K)
         self.analysis.g_a.weight.copy_(basis[:, :, None, None].float())
         self.analysis.g_a.bias.zero_()
         self.synthesis.skip.weight.copy_(basis.T[:, :, None, None].float())

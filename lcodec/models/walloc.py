@@ -30,7 +30,7 @@ from torch import nn
 from lcodec.errors import ModelError
 from lcodec.models.wavelet import WaveletPacket1d, WaveletPacket2d
 
-__all__ = ["ConfigDict", "WallocConfig", "WallocAnalysis", "WallocSynthesis", "ResidualBlock"]
+__all__ = ["ConfigDict", "WallocConfig", "WallocAnalysis", "WallocSynthesis", "ResidualBlock", "packet_klt"]
 
 
 class ConfigDict:
@@ -84,6 +84,21 @@ class WallocConfig(ConfigDict):
         cls = WaveletPacket1d if self.dims == 1 else WaveletPacket2d
         return cls(self.levels, self.wavelet)
 
+
+
+@torch.no_grad()
+def packet_klt(wpt: nn.Module, crops: list[torch.Tensor], offset: float = 0.5) -> torch.Tensor:
+    """KLT of a wavelet packet's channels over ``crops`` (each (C_in, ...), sides divisible by
+    2^J): eigenvectors of the channel covariance as rows, strongest first, float64 (K, K)."""
+    cov, count = None, 0
+    for x in crops:
+        c = wpt(x[None].double() - offset)[0].flatten(1)  # (K, positions)
+        cov = c @ c.T if cov is None else cov + c @ c.T
+        count += c.shape[1]
+    if cov is None:
+        raise ModelError("a KLT needs at least one crop")
+    evals, evecs = torch.linalg.eigh(cov / count)
+    return evecs[:, torch.argsort(evals, descending=True)].T.contiguous()
 
 
 class ResidualBlock(nn.Module):
