@@ -70,4 +70,4 @@ def test_cuda_decoder_reads_cpu_streams_exactly(codec, photo):
     assert torch.equal(z_cpu, z_gpu)
     assert gpu.compress(photo.cuda()) == data  # encoding on a CUDA-loaded codec writes the same bytes
     x_gpu = gpu.decompress(data).cpu()
-    assert float((x_gpu - codec.decompress(data)).abs().max()) < 1e-3
+    assert float((x_gpu - codec.decompress(data)).abs().max()) < 1 / 255  # float decoder; CUDA convolutions may use TF32

@@ -243,4 +243,4 @@ def test_cuda_encodes_and_cpu_decodes_byte_exactly_and_back(hp, photo, stream):
     y_gpu, z_gpu, _ = gpu.decompress_symbols(stream)  # CPU -> CUDA
     assert torch.equal(y_cpu, y_sym) and torch.equal(z_cpu, z_sym)
     assert torch.equal(y_gpu, y_sym) and torch.equal(z_gpu, z_sym)
-    assert float((gpu.decompress(stream).cpu() - hp.decompress(from_gpu)).abs().max()) < 1e-3
+    assert float((gpu.decompress(stream).cpu() - hp.decompress(from_gpu)).abs().max()) < 1 / 255  # float decoder; CUDA convolutions may use TF32

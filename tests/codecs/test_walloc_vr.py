@@ -114,7 +114,9 @@ def test_training_samples_rates_and_weighs_each_image_by_its_lambda(photo):
     loss, shown = codec.rd_loss(out, x, 1.0)
     mse = ((out.x_hat - x) ** 2).flatten(1).mean(1)
     bpp = (out.bits["y"] + out.bits["z"]) / (64 * 64)
-    assert loss.item() == pytest.approx((out.lmbda * 255**2 * mse + bpp).mean().item(), rel=1e-5)
+    weight = (torch.tensor(codec.ladder.lmbdas).log().mean().exp() / out.lmbda) ** 0.5  # balance 0.5
+    assert codec.ladder.balance == 0.5
+    assert loss.item() == pytest.approx((weight * (out.lmbda * 255**2 * mse + bpp)).mean().item(), rel=1e-5)
     assert set(shown) == {"bpp", "psnr", "side_bpp"}
     loss.backward()
     for name in ("log_gain", "analysis.g_a.weight", "analysis.branch.3.weight", "h_a.0.weight", "synthesis.skip.weight"):
@@ -122,6 +124,17 @@ def test_training_samples_rates_and_weighs_each_image_by_its_lambda(photo):
         assert grad is not None and grad.abs().sum() > 0, name
     codec.eval()  # evaluation uses the codec's own rate point for every image
     assert set(codec(x).lmbda.tolist()) == {ladder[3]}
+
+
+def test_the_loss_balance_evens_out_the_rates():
+    ladder = LadderConfig(balance=0.5)
+    lmbdas = torch.tensor(ladder.lmbdas, dtype=torch.float64)
+    w = ladder.loss_weights(lmbdas)
+    assert float(w.log().sum()) == pytest.approx(0.0, abs=1e-12)  # 1 at the geometric mean
+    assert float(w[0] / w[-1]) == pytest.approx((0.075 / 0.0008) ** 0.5)
+    assert torch.equal(LadderConfig().loss_weights(lmbdas), torch.ones(6, dtype=torch.float64))
+    with pytest.raises(ModelError, match="balance"):
+        LadderConfig(balance=2.0)
 
 
 def test_weights_serve_the_whole_ladder_and_refuse_another(vr):
@@ -160,3 +173,21 @@ def test_the_shipped_ladder_loads_from_one_file_and_rates_are_ordered(photo):
     with pytest.raises(ModelError, match="no shipped weights .*codec train walloc-rgb-light"):
         lcodec.load("walloc-rgb-light")
 
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("quality", [1, 6])
+def test_shipped_ladder_streams_cross_between_cpu_and_cuda(photo, quality):
+    """The float64 encoder and the gains run on CPU, the integer index network on the codec's
+    device: a CUDA-loaded codec writes the CPU's bytes and reads the CPU's symbols."""
+    import lcodec
+
+    cpu = lcodec.load("walloc-rgb-rd", quality=quality)
+    gpu = lcodec.load("walloc-rgb-rd", quality=quality, device="cuda")
+    stream = cpu.compress(photo)
+    assert gpu.compress(photo.cuda()) == stream
+    y_cpu, z_cpu, _ = cpu.decompress_symbols(stream)
+    y_gpu, z_gpu, _ = gpu.decompress_symbols(stream)
+    assert torch.equal(y_cpu, y_gpu.cpu()) and torch.equal(z_cpu, z_gpu.cpu())
+    assert float((gpu.decompress(stream).cpu() - cpu.decompress(stream)).abs().max()) < 1 / 255  # float decoder; CUDA convolutions may use TF32
