@@ -92,7 +92,8 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
     """WaLLoC + mean-scale hyperprior + per-rate gains (see the module docstring).
 
     Tensors: x (B, 3, H, W) in [0, 1]; latents (``encode_latents``) are the gained y_hat,
-    (B, C, 2*ceil(H/32), 2*ceil(W/32)) float32, so their scale depends on the quality.
+    (B, C, 4*ceil(H/32), 4*ceil(W/32)) float32 (J=3: 1/8 of the padded size), so their scale
+    depends on the quality.
     """
 
     def __init__(self, cfg: WallocConfig, hyper: HyperpriorConfig, ladder: LadderConfig,
