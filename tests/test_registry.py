@@ -45,7 +45,7 @@ def test_every_shipped_codec_loads_and_round_trips(spec):
 
 def test_recipe_only_codecs_say_how_to_get_their_weights():
     unshipped = [s for s in list_codecs() if not s.weights]
-    assert {s.name for s in unshipped} == {"walloc-rgb-hp", "walloc-rgb-light"}
+    assert {s.name for s in unshipped} == {"walloc-rgb-hp"}
     for spec in unshipped:
         with pytest.raises(ModelError, match="no shipped weights .*codec train"):
             lcodec.load(spec.name)

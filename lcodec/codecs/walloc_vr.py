@@ -192,9 +192,8 @@ def _spec(name: str, transform: str, description: str, shipped: bool) -> CodecSp
 
 @register_codec(_spec("walloc-rgb-light",
                       "sym4 wavelet packet J=3 + linear 1x1 encoder (192->192) + residual CNN decoder at 1/8",
-                      "variable-rate WaLLoC, light encoder: six rates from one weights file. Weights not shipped "
-                      "(walloc-rgb-rd codes better at every rate and lcodec/weights stays under 50 MB); reproduce "
-                      "them with `codec train walloc-rgb-light`", shipped=False))
+                      "variable-rate WaLLoC, light (linear) encoder: six rates from one weights file, the same "
+                      "decoder design as walloc-rgb-rd (fine-tuned from it)", shipped=True))
 def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
     return WallocVariableRateCodec(WALLOC_RGB_LIGHT, VR_HYPER, VR_LADDER, name="walloc-rgb-light", quality=quality)
 

@@ -156,7 +156,8 @@ def test_registry_and_recipes():
         r = RECIPES[name]
         assert (r.codec, r.lmbda) == (name, 1.0)
     assert set(get_spec("walloc-rgb-rd").weights.values()) == {"walloc-rgb-rd.pt"}
-    assert get_spec("walloc-rgb-light").weights == {}  # recipe only: see its description
+    assert set(get_spec("walloc-rgb-light").weights.values()) == {"walloc-rgb-light.pt"}
+    assert RECIPES["walloc-rgb-light"].init_weights == "walloc-rgb-rd"  # fine-tuned from the rd weights
 
 
 def test_the_shipped_ladder_loads_from_one_file_and_rates_are_ordered(photo):
@@ -170,8 +171,8 @@ def test_the_shipped_ladder_loads_from_one_file_and_rates_are_ordered(photo):
     assert sizes == sorted(sizes) and sizes[0] * 4 < sizes[-1]
     with pytest.raises(ModelError, match="not available"):
         lcodec.load("walloc-rgb-rd", quality=7)
-    with pytest.raises(ModelError, match="no shipped weights .*codec train walloc-rgb-light"):
-        lcodec.load("walloc-rgb-light")
+    with pytest.raises(ModelError, match="no shipped weights .*codec train walloc-rgb-hp"):
+        lcodec.load("walloc-rgb-hp")
 
 
 
