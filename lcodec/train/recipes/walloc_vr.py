@@ -31,7 +31,7 @@ RECIPES = {
     # CPU fine-tune from the shipped rd weights (same decoder and hyperprior, encoder without the branch)
     "walloc-rgb-light": TrainRecipe(codec="walloc-rgb-light", quality=4, lmbda=1.0, steps=1_500, lr=3e-4,
                                     lr_drop_at=0.8, prior_lr_scale=3.0, init_weights="walloc-rgb-rd"),
-    # trained on one H100 (about 20 device-minutes; ~30 hours on 2 CPU cores), see the module docstring
+    # a GPU recipe (about 17 minutes on one H100; days on 2 CPU cores), see the module docstring
     "walloc-rgb-rd": TrainRecipe(codec="walloc-rgb-rd", quality=4, lmbda=1.0, steps=26_500, batch_size=16,
                                  lr_drop_at=0.9, prior_lr_scale=3.0),
 }
