@@ -46,12 +46,19 @@ def _check_indexes(indexes: np.ndarray, tables: CodingTables) -> np.ndarray:
 
 
 def _groups(indexes: np.ndarray):
-    """(table, positions using it) for each table in increasing order, positions in natural
-    order: one stable sort instead of a pass over all symbols per table."""
-    order = np.argsort(indexes, kind="stable")
-    tables, starts = np.unique(indexes[order], return_index=True)
-    for t, sel in zip(tables.tolist(), np.split(order, starts[1:])):
-        yield int(t), sel
+    """(table, positions using it) for each used table in increasing order, positions in
+    natural order: one stable sort instead of a pass over all symbols per table. Indexes
+    are checked non-negative; the sort runs on the narrowest unsigned type that holds them
+    (numpy sorts 8- and 16-bit keys stably by radix, ~6x faster than int64 keys)."""
+    if not indexes.size:
+        return
+    top = int(indexes.max())
+    key = indexes.astype(np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.int64)
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(indexes, minlength=top + 1)
+    for t, sel in enumerate(np.split(order, np.cumsum(counts)[:-1])):
+        if sel.size:
+            yield t, sel
 
 
 def encode_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> bytes:

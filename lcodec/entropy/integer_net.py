@@ -32,9 +32,10 @@ Exact inference (``forward_exact``, no autograd) is the only path used for codin
 1. Inputs are clamped, as int64, to the first layer's declared ``input_range``; weights and
    biases are rounded exactly (``W' * 2**wf`` only changes the exponent of a float, and
    ``round`` of a float is exact); everything is then held in float64.
-2. Convolutions are written as data movement plus one matrix product: zero padding,
-   zero insertion between samples (transposed convolutions) and ``unfold`` only copy
-   values; the matrix product ``W @ columns`` forms sums of products of integers.
+2. Convolutions are written as data movement plus one matrix product: zero padding
+   and ``unfold`` only copy values; the matrix product ``W @ columns`` forms sums of
+   products of integers. A transposed convolution is computed by output phase (see
+   ``_transposed_exact``): the same products as zero insertion, without the zeros.
 3. Every such product and every partial sum, in any order, has magnitude at most
    ``max|W| * max|x| * fan_in + max|b| + 2**(r-1)`` (the bound over all terms at once).
    ``IntegerConv`` checks at construction that this bound is below ``2**53``; below it,
@@ -247,25 +248,17 @@ class IntegerConv(nn.Module):
         ph = 0 if self.dims == 1 else p
         sh = 1 if self.dims == 1 else s
         if self.transposed:
-            # transposed conv = zero insertion, padding by k-1-p (+ s-1 on the far side), then a
-            # stride-1 convolution with the flipped, in/out-swapped kernel
-            B, C, H, W_ = x.shape
-            up = x.new_zeros(B, C, (H - 1) * sh + 1, (W_ - 1) * s + 1)
-            up[:, :, ::sh, ::s] = x
-            qh, qw = kh - 1 - ph, k - 1 - p
-            x = F.pad(up, (qw, qw + s - 1, qh, qh + sh - 1))
-            w = w.transpose(0, 1).flip(-1, -2)
-            stride, padding = (1, 1), (0, 0)
+            acc = _transposed_exact(x, w, b, (kh, k), (sh, s), (ph, p))
         else:
-            stride, padding = (sh, s), (ph, p)
-        B, _, H, W_ = x.shape
-        out_h = (H + 2 * padding[0] - kh) // stride[0] + 1
-        out_w = (W_ + 2 * padding[1] - k) // stride[1] + 1
-        cols = F.unfold(x, (kh, k), padding=padding, stride=stride)  # (B, C_in*kh*k, L): copies only
-        acc = torch.matmul(w.reshape(self.out_channels, -1), cols) + b.view(1, -1, 1)  # exact integer sums
+            B, _, H, W_ = x.shape
+            out_h = (H + 2 * ph - kh) // sh + 1
+            out_w = (W_ + 2 * p - k) // s + 1
+            cols = F.unfold(x, (kh, k), padding=(ph, p), stride=(sh, s))  # (B, C_in*kh*k, L): copies only
+            acc = torch.matmul(w.reshape(self.out_channels, -1), cols) + b.view(1, -1, 1)
+            acc = acc.view(B, self.out_channels, out_h, out_w)
         if self.shift > 0:
             acc = torch.floor((acc + float(2 ** (self.shift - 1))) * float(2.0**-self.shift))
-        out = acc.clamp(0, self.out_max).view(B, self.out_channels, out_h, out_w)
+        out = acc.clamp(0, self.out_max)
         return out.squeeze(2) if self.dims == 1 else out
 
     def extra_repr(self) -> str:
@@ -273,6 +266,51 @@ class IntegerConv(nn.Module):
         return (f"{self.in_channels}, {self.out_channels}, {kind}k={self.kernel_size}, s={self.stride}, "
                 f"dims={self.dims}, in={self.input_range}/2^{self.in_frac}, out=[0, {self.out_max}]/2^{self.out_frac}, "
                 f"w={self.weight_bits}b/2^{self.weight_frac}")
+
+
+def _transposed_exact(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: tuple[int, int],
+                      s: tuple[int, int], p: tuple[int, int]) -> torch.Tensor:
+    """Exact stride-``s`` transposed convolution (output ``s`` times the input size) of float64
+    integers, by phases: output row ``o = s*a + r`` only meets the kernel taps ``t = t0 + s*m``
+    with ``t0 = (k-1-p - r) mod s`` (the others fall on inserted zeros), at input rows ``a + d + m``
+    with ``d = (r + t0 - (k-1-p)) / s``. So each of the ``s*s`` output phases is a stride-1
+    correlation of the input with a sub-kernel, one ``unfold`` and one matrix product, and the
+    products are the same integer products as with zero insertion (1/s^2 of the work).
+
+    x (B, C_in, H, W); w (C_in, C_out, kh, kw) as stored by a transposed convolution;
+    b (C_out,) -> (B, C_out, s_h*H + kh-1-2p_h, s_w*W + kw-1-2p_w), the size of zero insertion
+    with ``output_padding = s - 1``.
+    """
+    B, _, H, W_ = x.shape
+    wf = w.transpose(0, 1).flip(-1, -2)  # (C_out, C_in, kh, kw): the correlation kernel
+    c_out = wf.shape[0]
+    size = [s[i] * (H, W_)[i] + k[i] - 1 - 2 * p[i] for i in range(2)]
+    out = x.new_empty(B, c_out, *size)
+    margin = max(k)
+    xp = F.pad(x, (margin, margin, margin, margin))  # zeros: outside the input
+    for rh in range(s[0]):
+        for rw in range(s[1]):
+            taps, rows = [], []
+            for axis, r in ((0, rh), (1, rw)):
+                q = k[axis] - 1 - p[axis]
+                t0 = (q - r) % s[axis]
+                m = len(range(t0, k[axis], s[axis]))  # taps in this phase
+                count = len(range(r, size[axis], s[axis]))  # outputs in this phase
+                d = (r + t0 - q) // s[axis]
+                taps.append(slice(t0, k[axis], s[axis]))
+                rows.append((margin + d, count, m))
+            (h0, nh, mh), (w0, nw, mw) = rows
+            if nh == 0 or nw == 0:
+                continue
+            sub = wf[:, :, taps[0], taps[1]].reshape(c_out, -1)
+            if sub.shape[1] == 0:  # no tap reaches this phase: the bias alone
+                out[:, :, rh :: s[0], rw :: s[1]] = b.view(1, -1, 1, 1)
+                continue
+            window = xp[:, :, h0 : h0 + nh + mh - 1, w0 : w0 + nw + mw - 1]
+            cols = F.unfold(window, (mh, mw))  # (B, C_in*mh*mw, nh*nw): copies only
+            acc = torch.matmul(sub, cols) + b.view(1, -1, 1)
+            out[:, :, rh :: s[0], rw :: s[1]] = acc.view(B, c_out, nh, nw)
+    return out
 
 
 class IntegerNetwork(nn.Module):

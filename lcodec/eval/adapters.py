@@ -66,10 +66,12 @@ class MediaItem:
 @dataclass(frozen=True)
 class Encoded:
     data: bytes  # the WHOLE file a user would store
-    estimated_bits: float | None = None  # the model's own estimate, when it has one
 
 
 class EvalCodec(Protocol):
+    """What the harness runs. Optional, outside the timings: ``prepare(quality)`` (load what an
+    encode needs) and ``estimate_bits(item, quality)`` (the model's own payload estimate in bits)."""
+
     name: str
     modality: str
     qualities: tuple
@@ -101,12 +103,21 @@ class LearnedCodec:
             self._loaded[quality] = load(self.name, quality)
         return self._loaded[quality]
 
+    def prepare(self, quality: int) -> None:
+        """Load this quality's weights (the harness calls it before timing the first encode)."""
+        self._codec(quality)
+
     def encode(self, item: MediaItem, quality: int) -> Encoded:
         codec = self._codec(quality)
         kwargs = {"sample_rate": item.sample_rate} if item.modality == "audio" else {}
-        data = codec.compress(item.x, **kwargs)
-        estimate = codec.estimate_bits(item.x, **kwargs) if hasattr(codec, "estimate_bits") else None
-        return Encoded(data, estimate)
+        return Encoded(codec.compress(item.x, **kwargs))
+
+    def estimate_bits(self, item: MediaItem, quality: int) -> float | None:
+        codec = self._codec(quality)
+        if not hasattr(codec, "estimate_bits"):
+            return None
+        kwargs = {"sample_rate": item.sample_rate} if item.modality == "audio" else {}
+        return float(codec.estimate_bits(item.x, **kwargs))
 
     def decode(self, data: bytes, item: MediaItem) -> torch.Tensor:
         from lcodec.bitstream.container import read_container

@@ -117,6 +117,12 @@ def _rate(item: MediaItem, nbytes: float) -> float:
     return 8.0 * nbytes / item.pixels
 
 
+def estimated_bits(codec: EvalCodec, item: MediaItem, quality) -> float | None:
+    """The codec's own payload estimate in bits, or None for codecs without one (classical ones)."""
+    estimate = getattr(codec, "estimate_bits", None)
+    return None if estimate is None else estimate(item, quality)
+
+
 def evaluate(
     codecs: list[EvalCodec],
     items: list[MediaItem],
@@ -139,6 +145,8 @@ def evaluate(
     with tqdm(total=total, disable=not progress, desc="eval", unit="run") as bar:
         for codec in codecs:
             for quality in grid[codec.name]:
+                if hasattr(codec, "prepare"):  # loading weights is not part of any one encode
+                    codec.prepare(quality)
                 for item in items:
                     bar.set_postfix_str(f"{codec.name} q={quality} {item.name}")
                     t0 = time.perf_counter()
@@ -148,10 +156,11 @@ def evaluate(
                     t2 = time.perf_counter()
                     if tuple(y.shape) != tuple(item.x.shape):
                         raise InputError(f"{codec.name} returned shape {tuple(y.shape)} for {item.name} {tuple(item.x.shape)}")
-                    est = None if enc.estimated_bits is None else _rate(item, enc.estimated_bits / 8.0)
+                    bits = estimated_bits(codec, item, quality)  # after the timings: not part of encoding
+                    est = None if bits is None else _rate(item, bits / 8.0)
                     rows.append(RDRow(
                         item=item.name, codec=codec.name, quality=quality, bytes=len(enc.data),
-                        rate=_rate(item, len(enc.data)), estimated_bits=enc.estimated_bits, estimated_rate=est,
+                        rate=_rate(item, len(enc.data)), estimated_bits=bits, estimated_rate=est,
                         metrics={k: fn(item, y) for k, fn in metric_fns[item.modality].items()},
                         encode_s=t1 - t0, decode_s=t2 - t1, device="cpu", versions=versions,
                     ))

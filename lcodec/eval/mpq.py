@@ -34,6 +34,7 @@ import torch
 
 from lcodec.errors import InputError, ModelError
 from lcodec.eval.adapters import MediaItem, get_eval_codec
+from lcodec.eval.harness import estimated_bits
 
 __all__ = [
     "Task",
@@ -282,7 +283,7 @@ def run_mpq(task: Task, codec_names: Sequence[str], limit: int | None = None, pr
                 for item in items:
                     enc = codec.encode(item, quality)
                     bits += 8 * len(enc.data)
-                    estimates.append(enc.estimated_bits)
+                    estimates.append(estimated_bits(codec, item, quality))
                     decoded.append(codec.decode(enc.data, item))
                     bar.update(1)
                 estimated = None if None in estimates else float(sum(estimates))

@@ -38,16 +38,19 @@ def hyper_symbols(shape=(5, 4, 5, 6), seed: int = 1) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dims", [1, 2])
-@pytest.mark.parametrize("transposed,stride", [(False, 1), (False, 2), (True, 2)])
-def test_exact_convolution_matches_torch_on_small_integers(dims, transposed, stride):
+@pytest.mark.parametrize("transposed,stride", [(False, 1), (False, 2), (True, 2), (True, 3)])
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+def test_exact_convolution_matches_torch_on_small_integers(dims, transposed, stride, kernel):
+    """Transposed layers run by output phase (no zero insertion): checked against torch's own."""
     torch.manual_seed(0)
-    layer = IntegerConv(3, 5, 5, stride=stride, transposed=transposed, dims=dims, input_range=(-30, 30),
+    layer = IntegerConv(3, 5, kernel, stride=stride, transposed=transposed, dims=dims, input_range=(-30, 30),
                         in_frac=0, out_frac=8, out_max=2**40)  # shift 0: the raw accumulator, clamped at 0
     x = torch.randint(-30, 31, (2, 3, 7, 6) if dims == 2 else (2, 3, 11)).double()
     conv = {(1, False): F.conv1d, (2, False): F.conv2d,
             (1, True): F.conv_transpose1d, (2, True): F.conv_transpose2d}[(dims, transposed)]
     extra = {"output_padding": stride - 1} if transposed else {}
-    ref = conv(x, layer.integer_weight().double(), layer.integer_bias().double(), stride=stride, padding=2, **extra)
+    ref = conv(x, layer.integer_weight().double(), layer.integer_bias().double(), stride=stride,
+               padding=(kernel - 1) // 2, **extra)
     out = layer.forward_exact(x)
     assert torch.equal(out, ref.clamp_min(0))
     spatial = x.shape[2:]

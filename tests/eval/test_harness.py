@@ -80,3 +80,31 @@ def test_errors_are_clear(folder, tmp_path, capsys):
     audio = MediaItem("a.wav", "audio", x.x[:, :1, 0], sample_rate=8000)
     with pytest.raises(InputError, match="codes image"):
         evaluate([get_eval_codec("jpeg")], [audio], progress=False)
+
+
+def test_timed_encode_is_only_the_encode(folder):
+    """The estimate re-runs the analysis and loading reads the weights: both stay out of encode_s."""
+    from lcodec.eval.adapters import LearnedCodec
+
+    calls = []
+
+    class Logged(LearnedCodec):
+        def prepare(self, quality):
+            calls.append("prepare")
+            super().prepare(quality)
+
+        def encode(self, item, quality):
+            calls.append("encode" if quality in self._loaded else "encode-loading")
+            return super().encode(item, quality)
+
+        def decode(self, data, item):
+            calls.append("decode")
+            return super().decode(data, item)
+
+        def estimate_bits(self, item, quality):
+            calls.append("estimate")
+            return super().estimate_bits(item, quality)
+
+    rows = evaluate([Logged("walloc-rgb")], load_items(folder), qualities={"walloc-rgb": (3,)}, progress=False)
+    assert calls == ["prepare"] + ["encode", "decode", "estimate"] * 2
+    assert all(r.estimated_bits > 0 for r in rows)
