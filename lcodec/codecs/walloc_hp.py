@@ -36,6 +36,8 @@ from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.bitstream.container import Container, read_container
 from lcodec.bitstream.tables import CodingTables
 from lcodec.codecs.base import RDOutput
+from lcodec.codecs.refereed import (SYMBOL_MARGIN, Z_MARGIN, conv_at_elements, conv_at_positions, conv_transpose64,
+                                    round_refereed)
 from lcodec.codecs.walloc import _LIGHT, MAX_IMAGE_PIXELS, WallocCodecBase, WallocImageCodec, weights_digest
 from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.entropy.gaussian import GaussianConditional, scale_table
@@ -165,10 +167,47 @@ class WallocHyperpriorCodec(WallocCodecBase):
         params = {k: v.detach().cpu().double() for k, v in module.state_dict().items()}
         return functional_call(module, params, (x64,))
 
+    @staticmethod
+    def _run32(module: nn.Module, x32: torch.Tensor) -> torch.Tensor:
+        """``module`` applied in float32 on CPU."""
+        params = {k: v.detach().cpu().float() for k, v in module.state_dict().items()}
+        return functional_call(module, params, (x32,))
+
     @torch.no_grad()
     def _hyper_analysis(self, y64: torch.Tensor) -> torch.Tensor:
-        """float64 y (B, 64, h, w) -> integer z (B, 32, h/2, w/2) int64, on CPU."""
-        return torch.round(self._run64(self.h_a, y64)).to(torch.int64)
+        """float64 y (B, C, h, w) -> integer z (B, N, h/2, w/2) int64 on CPU: round(h_a(y)) as
+        float64 evaluates it, computed in float32 with a float64 referee (``refereed``)."""
+        conv1, act, conv2 = self.h_a
+        approx = self._run32(self.h_a, y64.float())
+
+        def exact_at(index: torch.Tensor) -> torch.Tensor:
+            # each flagged value from its receptive field: the first layer (float64) at the k*k
+            # positions the second reads (zero outside y, as its padding), then the dot product
+            (k, _), (s, _), (p, _) = conv2.kernel_size, conv2.stride, conv2.padding
+            b, c, i, j = index.T
+            d = torch.arange(k) - p
+            gi = (s * i[:, None, None] + d[None, :, None]).expand(-1, k, k).reshape(-1)
+            gj = (s * j[:, None, None] + d[None, None, :]).expand(-1, k, k).reshape(-1)
+            h, w = y64.shape[-2:]
+            inside = ((gi >= 0) & (gi < h) & (gj >= 0) & (gj < w)).double()[:, None]
+            pos = torch.stack([b.repeat_interleave(k * k), gi.clamp(0, h - 1), gj.clamp(0, w - 1)], 1)
+            hidden = act(conv_at_positions(y64, conv1, pos)) * inside  # (N*k*k, C_hidden)
+            w2 = conv2.weight.detach().cpu().double()[c]  # (N, C_hidden, k, k)
+            taps = w2.permute(0, 2, 3, 1).reshape(len(index), k * k, -1)
+            bias = conv2.bias.detach().cpu().double()[c]
+            return torch.einsum("ntc,ntc->n", hidden.view(len(index), k * k, -1), taps) + bias
+
+        return round_refereed(approx, Z_MARGIN, exact_at)
+
+    @torch.no_grad()
+    def _symbols(self, y64: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """round(y - means(z)) int64 on CPU, as float64 evaluates it: h_m's first layers in
+        float64, its last (widest) convolution in float32 with a float64 referee (``refereed``)."""
+        up, act, conv = self.h_m
+        hidden = act(conv_transpose64(z.cpu().double(), up))
+        approx = y64.float() - self._run32(conv, hidden.float())  # float32: y's rounding is far below the margin
+        return round_refereed(approx, SYMBOL_MARGIN,
+                              lambda index: y64[tuple(index.T)] - conv_at_elements(hidden, conv, index))
 
     @torch.no_grad()
     def _means(self, z: torch.Tensor) -> torch.Tensor:
@@ -203,14 +242,14 @@ class WallocHyperpriorCodec(WallocCodecBase):
     def latent_symbols(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, 3, H, W) -> (y symbols round(y - means), z symbols), both int64 on CPU.
 
-        Everything before the symbols runs in float64 on CPU (cheap at 1/16 and 1/32 resolution),
-        so rounding ties, and hence the bytes, do not depend on thread count or device.
+        Everything before the symbols is float64 on CPU, or float32 refereed by float64 where
+        a value is near a rounding boundary (``lcodec.codecs.refereed``), so rounding ties, and
+        hence the bytes, do not depend on thread count or device.
         """
         x = self._check_input(x)
         y64 = self._light_encode(self._pad(x.detach().cpu().double()))  # (B, 64, H/16, W/16)
         z = self._hyper_analysis(y64)  # (B, 32, H/32, W/32)
-        y_sym = torch.round(y64 - self._means(z)).to(torch.int64)
-        return y_sym, z
+        return self._symbols(y64, z), z
 
     # -------------------------------------------------------- compressed domain
     @torch.no_grad()
