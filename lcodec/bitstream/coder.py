@@ -39,7 +39,7 @@ def _categorical(tables: CodingTables, t: int) -> "constriction.stream.model.Cat
 
 
 def _check_indexes(indexes: np.ndarray, tables: CodingTables) -> np.ndarray:
-    indexes = np.asarray(indexes).reshape(-1).astype(np.int64)
+    indexes = np.asarray(indexes).reshape(-1).astype(np.int64, copy=False)
     if indexes.size and (indexes.min() < 0 or indexes.max() >= tables.num_tables):
         raise BitstreamError(f"table index out of range 0..{tables.num_tables - 1}")
     return indexes
@@ -66,19 +66,18 @@ def encode_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTable
     symbols = np.asarray(symbols).reshape(-1)
     if symbols.size and not np.issubdtype(symbols.dtype, np.integer):
         raise InputError("symbols must be integers")
-    symbols = symbols.astype(np.int64)
-    if symbols.size and np.abs(symbols).max() > _MAX_ABS_SYMBOL:
+    if symbols.size and max(-int(symbols.min()), int(symbols.max())) > _MAX_ABS_SYMBOL:
         raise InputError(f"symbol magnitude above {_MAX_ABS_SYMBOL}; the latents are not finite-range")
+    symbols = symbols.astype(np.int64, copy=False)
     indexes = _check_indexes(indexes, tables)
     if indexes.size != symbols.size:
         raise InputError(f"{symbols.size} symbols but {indexes.size} table indexes")
 
     offsets = tables.offsets[indexes]
-    last = tables.lengths[indexes] - 1
+    last = (tables.lengths - 1)[indexes]
     pos = symbols - offsets
-    below, above = pos < 0, pos >= last
-    escaped = below | above
-    pos = np.where(escaped, last, pos)
+    escaped = pos.view(np.uint64) >= last.view(np.uint64)  # below the range (pos < 0) or at/above its end
+    np.putmask(pos, escaped, last)
 
     enc = constriction.stream.queue.RangeEncoder()
     for t, sel in _groups(indexes):
@@ -86,8 +85,9 @@ def encode_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTable
 
     if escaped.any():
         s, o, n = symbols[escaped], offsets[escaped], last[escaped]
-        overshoot = np.where(below[escaped], o - 1 - s, s - o - n)  # >= 0
-        _encode_escapes(enc, above[escaped].astype(np.int32), overshoot)
+        below = s < o
+        overshoot = np.where(below, o - 1 - s, s - o - n)  # >= 0
+        _encode_escapes(enc, (~below).astype(np.int32), overshoot)
     return enc.get_compressed().astype("<u4").tobytes()
 
 

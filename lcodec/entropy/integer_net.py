@@ -32,17 +32,19 @@ Exact inference (``forward_exact``, no autograd) is the only path used for codin
 1. Inputs are clamped, as int64, to the first layer's declared ``input_range``; weights and
    biases are rounded exactly (``W' * 2**wf`` only changes the exponent of a float, and
    ``round`` of a float is exact); everything is then held in float64.
-2. Convolutions are written as data movement plus one matrix product: zero padding
-   and ``unfold`` only copy values; the matrix product ``W @ columns`` forms sums of
-   products of integers. A transposed convolution is computed by output phase (see
-   ``_transposed_exact``): the same products as zero insertion, without the zeros.
+2. Convolutions are data movement plus one matrix product: zero padding and ``unfold``
+   (im2col) only copy values; the matrix product ``W @ columns`` forms sums of products of
+   integers. On CPU this is PyTorch's own float64 convolution (im2col + a float64 GEMM:
+   no float64 kernel exists in oneDNN, NNPACK or XNNPACK); on other devices the two steps
+   are written out (``_correlate_exact``). A transposed convolution is computed by output
+   phase (``_transposed_exact``): the same products as zero insertion, without the zeros.
 3. Every such product and every partial sum, in any order, has magnitude at most
    ``max|W| * max|x| * fan_in + max|b| + 2**(r-1)`` (the bound over all terms at once).
    ``IntegerConv`` checks at construction that this bound is below ``2**53``; below it,
    every integer is exactly representable in float64, so each product and each addition
    is exact, whatever the order, blocking, FMA use or thread count of the BLAS routine,
    on any CPU or GPU (PyTorch's float64 matrix product has no TF32-like reduced-precision
-   mode; no convolution kernel, whose algorithm (FFT, Winograd) a backend may choose, is used).
+   mode; no FFT or Winograd algorithm, which a GPU convolution library may choose, is used).
 4. The division by ``2**r`` is a multiplication by ``2**-r`` (exact: exponent change) and
    ``floor`` is exact; the clamps are exact.
 
@@ -250,12 +252,7 @@ class IntegerConv(nn.Module):
         if self.transposed:
             acc = _transposed_exact(x, w, b, (kh, k), (sh, s), (ph, p))
         else:
-            B, _, H, W_ = x.shape
-            out_h = (H + 2 * ph - kh) // sh + 1
-            out_w = (W_ + 2 * p - k) // s + 1
-            cols = F.unfold(x, (kh, k), padding=(ph, p), stride=(sh, s))  # (B, C_in*kh*k, L): copies only
-            acc = torch.matmul(w.reshape(self.out_channels, -1), cols) + b.view(1, -1, 1)
-            acc = acc.view(B, self.out_channels, out_h, out_w)
+            acc = _correlate_exact(x, w, b, (sh, s), (ph, p))
         if self.shift > 0:
             acc = torch.floor((acc + float(2 ** (self.shift - 1))) * float(2.0**-self.shift))
         out = acc.clamp(0, self.out_max)
@@ -268,14 +265,33 @@ class IntegerConv(nn.Module):
                 f"w={self.weight_bits}b/2^{self.weight_frac}")
 
 
+def _correlate_exact(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: tuple[int, int],
+                     padding: tuple[int, int]) -> torch.Tensor:
+    """conv2d (cross-correlation) of float64 integers, exactly: x (B, C_in, H, W), w (C_out, C_in, kh, kw).
+
+    On CPU, PyTorch's float64 convolution is im2col + a float64 matrix product (oneDNN, NNPACK and
+    XNNPACK have no float64 kernels, so no FFT or Winograd can be chosen): the argument of the
+    module docstring holds. Elsewhere (CUDA, whose libraries may pick FFT or Winograd) the same
+    two steps are written out: ``unfold`` (copies only) and one matrix product.
+    """
+    if x.device.type == "cpu":
+        return F.conv2d(x, w, b, stride=stride, padding=padding)
+    B, _, H, W_ = x.shape
+    (kh, kw), c_out = w.shape[-2:], w.shape[0]
+    out_h = (H + 2 * padding[0] - kh) // stride[0] + 1
+    out_w = (W_ + 2 * padding[1] - kw) // stride[1] + 1
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # (B, C_in*kh*kw, L)
+    return (torch.matmul(w.reshape(c_out, -1), cols) + b.view(1, -1, 1)).view(B, c_out, out_h, out_w)
+
+
 def _transposed_exact(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: tuple[int, int],
                       s: tuple[int, int], p: tuple[int, int]) -> torch.Tensor:
     """Exact stride-``s`` transposed convolution (output ``s`` times the input size) of float64
     integers, by phases: output row ``o = s*a + r`` only meets the kernel taps ``t = t0 + s*m``
     with ``t0 = (k-1-p - r) mod s`` (the others fall on inserted zeros), at input rows ``a + d + m``
     with ``d = (r + t0 - (k-1-p)) / s``. So each of the ``s*s`` output phases is a stride-1
-    correlation of the input with a sub-kernel, one ``unfold`` and one matrix product, and the
-    products are the same integer products as with zero insertion (1/s^2 of the work).
+    correlation of the input with a sub-kernel (``_correlate_exact``), and the products are the
+    same integer products as with zero insertion (1/s^2 of the work).
 
     x (B, C_in, H, W); w (C_in, C_out, kh, kw) as stored by a transposed convolution;
     b (C_out,) -> (B, C_out, s_h*H + kh-1-2p_h, s_w*W + kw-1-2p_w), the size of zero insertion
@@ -302,14 +318,12 @@ def _transposed_exact(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: tupl
             (h0, nh, mh), (w0, nw, mw) = rows
             if nh == 0 or nw == 0:
                 continue
-            sub = wf[:, :, taps[0], taps[1]].reshape(c_out, -1)
-            if sub.shape[1] == 0:  # no tap reaches this phase: the bias alone
+            if mh * mw == 0:  # no tap reaches this phase: the bias alone
                 out[:, :, rh :: s[0], rw :: s[1]] = b.view(1, -1, 1, 1)
                 continue
             window = xp[:, :, h0 : h0 + nh + mh - 1, w0 : w0 + nw + mw - 1]
-            cols = F.unfold(window, (mh, mw))  # (B, C_in*mh*mw, nh*nw): copies only
-            acc = torch.matmul(sub, cols) + b.view(1, -1, 1)
-            out[:, :, rh :: s[0], rw :: s[1]] = acc.view(B, c_out, nh, nw)
+            sub = wf[:, :, taps[0], taps[1]]
+            out[:, :, rh :: s[0], rw :: s[1]] = _correlate_exact(window, sub, b, (1, 1), (0, 0))
     return out
 
 
