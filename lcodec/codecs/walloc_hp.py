@@ -39,6 +39,7 @@ from lcodec.codecs.base import RDOutput
 from lcodec.codecs.refereed import (SYMBOL_MARGIN, Z_MARGIN, conv_at_elements, conv_at_positions, conv_transpose64,
                                     round_refereed)
 from lcodec.codecs.walloc import _LIGHT, MAX_IMAGE_PIXELS, WallocCodecBase, WallocImageCodec, weights_digest
+from lcodec.entropy.channel_context import ChannelContext
 from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.entropy.gaussian import GaussianConditional, scale_table
 from lcodec.entropy.integer_net import index_synthesis
@@ -61,6 +62,10 @@ class HyperpriorConfig(ConfigDict):
     num_scales: int = 64  # Gaussian tables, log-spaced scales min_scale .. max_scale
     min_scale: float = 0.11
     max_scale: float = 64.0  # shipped walloc-rgb latents stay below |y| = 40; larger values are escape-coded
+    # >= 2: y is coded in this many channel slices, each conditioned on the earlier ones
+    # (lcodec.entropy.channel_context); 0: the plain hyperprior
+    context_slices: int = 0
+    context_hidden: int = 128  # width of each slice's mean correction (0: the context only picks tables)
 
 
 def _min_bits_per_symbol(tables: CodingTables) -> np.ndarray:
@@ -108,6 +113,11 @@ class WallocHyperpriorCodec(WallocCodecBase):
         nn.init.zeros_(self.h_m[2].bias)
         self.gaussian = GaussianConditional(scale_table(hyper.num_scales, hyper.min_scale, hyper.max_scale))
         self.y_tables: CodingTables | None = None
+        self.context: ChannelContext | None = None
+        if hyper.context_slices:  # the index net's head then only initialises the slices' heads
+            self.context = ChannelContext(c, hyper.context_slices, hyper.index_hidden, hyper.num_scales,
+                                          hyper.context_hidden)
+            self.context.init_from_head(self.index_net.layers[-1])
 
     @property
     def factor(self) -> int:
@@ -129,10 +139,14 @@ class WallocHyperpriorCodec(WallocCodecBase):
         z = self.h_a(y)  # (B, 32, H/32, W/32)
         _, z_bits = self.prior(z)
         z_hat = _ste_round(z)  # the decoder's side networks see integers, as when coding
-        scales = self.gaussian.scales_from_indexes(self.index_net(z_hat))
         means = self.h_m(z_hat)
-        _, y_bits = self.gaussian(y, scales, means)
-        y_dec = _ste_round(y - means) + means  # straight-through, like walloc-rgb
+        if self.context is not None:
+            y_dec, y_bits = self.context(y, means, self.index_net.layers[0](z_hat),
+                                         lambda v, sc, m: self.gaussian(v, sc, m)[1], self.gaussian.scales_from_indexes)
+        else:
+            scales = self.gaussian.scales_from_indexes(self.index_net(z_hat))
+            _, y_bits = self.gaussian(y, scales, means)
+            y_dec = _ste_round(y - means) + means  # straight-through, like walloc-rgb
         if gain is not None:
             y_dec = y_dec / gain
         x_hat = self.synthesis(y_dec)[..., :h, :w]
@@ -246,15 +260,32 @@ class WallocHyperpriorCodec(WallocCodecBase):
         a value is near a rounding boundary (``lcodec.codecs.refereed``), so rounding ties, and
         hence the bytes, do not depend on thread count or device.
         """
-        x = self._check_input(x)
-        y64 = self._light_encode(self._pad(x.detach().cpu().double()))  # (B, 64, H/16, W/16)
-        z = self._hyper_analysis(y64)  # (B, 32, H/32, W/32)
+        y64, z = self._analyse(x)
+        if self.context is not None:
+            return torch.cat(self._context_encode(y64, z)[0], 1), z
         return self._symbols(y64, z), z
+
+    def _analyse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x -> (y float64 (B, C, h, w), integer z) on CPU."""
+        x = self._check_input(x)
+        y64 = self._light_encode(self._pad(x.detach().cpu().double()))  # (B, C, H/2^J, W/2^J)
+        return y64, self._hyper_analysis(y64)
+
+    def _hidden(self, z: torch.Tensor) -> torch.Tensor:
+        """Integer z -> the index network's hidden integer features (float64, CPU), exactly."""
+        dev = next(self.index_net.parameters()).device
+        return self.index_net.layers[0].forward_exact(z.double().to(dev)).cpu()
+
+    def _context_encode(self, y64: torch.Tensor, z: torch.Tensor):
+        """(symbols per slice, table indexes per slice, y_hat float64) with the channel context."""
+        return self.context.encode(y64, self._means(z), self._hidden(z))
 
     # -------------------------------------------------------- compressed domain
     @torch.no_grad()
     def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, H, W) -> y_hat = symbols + means (B, 64, 2*ceil(H/32), 2*ceil(W/32)) float32."""
+        if self.context is not None:
+            return self._context_encode(*self._analyse(x))[2].float()
         y_sym, z = self.latent_symbols(x)
         return (y_sym.double() + self._means(z)).float()
 
@@ -268,11 +299,21 @@ class WallocHyperpriorCodec(WallocCodecBase):
         """x (B, 3, H, W) or (3, H, W) in [0, 1] -> a complete lcodec container (z, then y)."""
         z_tables, y_tables = self._require_tables(), self._require_y_tables()
         x = self._check_input(x)
-        y_sym, z = self.latent_symbols(x)
-        indexes = self.table_indexes(z)
+        if self.context is not None:  # one section per slice, in coding order
+            y64, z = self._analyse(x)
+            symbols, indexes, _ = self._context_encode(y64, z)
+        else:
+            y_sym, z = self.latent_symbols(x)
+            symbols, indexes = [y_sym], [self.table_indexes(z)]
         z_payload = encode_symbols(z.numpy().reshape(-1), self._z_indexes(tuple(z.shape)), z_tables)
-        y_payload = encode_symbols(y_sym.numpy().reshape(-1), indexes.numpy().reshape(-1), y_tables)
-        return self._container(x.shape, (z_payload, y_payload), bit_depth=8)
+        y_payloads = [encode_symbols(s.numpy().reshape(-1), i.numpy().reshape(-1), y_tables)
+                      for s, i in zip(symbols, indexes)]
+        return self._container(x.shape, (z_payload, *y_payloads), bit_depth=8)
+
+    @property
+    def y_sections(self) -> int:
+        """Range-coded sections of y: one per channel slice with the context, else one."""
+        return self.context.slices if self.context is not None else 1
 
     def parse(self, data: bytes) -> Container:
         """Read and validate a container meant for this codec (raises BitstreamError).
@@ -288,13 +329,16 @@ class WallocHyperpriorCodec(WallocCodecBase):
             raise BitstreamError(f"stream geometry {shape} is not an RGB image batch")
         if shape[2] * shape[3] > MAX_IMAGE_PIXELS or shape[0] > MAX_BATCH:
             raise BitstreamError(f"stream declares an image batch of {shape}, beyond this codec's limits")
-        if len(c.sections) != 2:
-            raise BitstreamError(f"expected 2 sections (z, y), found {len(c.sections)}")
+        if len(c.sections) != 1 + self.y_sections:
+            raise BitstreamError(f"expected {1 + self.y_sections} sections (z, then y in {self.y_sections}), "
+                                 f"found {len(c.sections)}")
         b, _, hz, wz = self.hyper_shape(shape)
         what = f"{shape[2]}x{shape[3]} image"
         self._check_payload_floor(c.sections[0], b * hz * wz, slice(None), f"{what} (side information)")
         cheapest = float(_min_bits_per_symbol(self._require_y_tables()).min())
-        self._check_floor(c.sections[1], math.prod(self.latent_shape(shape)) * cheapest, what)
+        per_section = math.prod(self.latent_shape(shape)) // self.y_sections
+        for payload in c.sections[1:]:
+            self._check_floor(payload, per_section * cheapest, what)
         return c
 
     @staticmethod
@@ -302,23 +346,36 @@ class WallocHyperpriorCodec(WallocCodecBase):
         if 8 * len(payload) < 0.5 * min_bits:  # half the bound leaves room for coder rounding
             raise BitstreamError(f"payload of {len(payload)} bytes is too short for the declared {what}")
 
-    def decompress_symbols(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
-        """Container -> (y symbols, z symbols, original shape), integers as the encoder had them."""
+    def _decode(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...], torch.Tensor]:
+        """Container -> (y symbols, z symbols, original shape, y_hat float64)."""
         c = self.parse(data)
         y_tables = self._require_y_tables()
         zshape = self.hyper_shape(c.geometry.shape)
         z = decode_symbols(c.sections[0], self._z_indexes(zshape), self._require_tables())
         z = torch.from_numpy(z.reshape(zshape))
-        indexes = self.table_indexes(z).numpy().reshape(-1)
-        min_bits = np.bincount(indexes, minlength=y_tables.num_tables) @ _min_bits_per_symbol(y_tables)
-        self._check_floor(c.sections[1], float(min_bits), f"{c.geometry.shape[2]}x{c.geometry.shape[3]} image")
-        y_sym = decode_symbols(c.sections[1], indexes, y_tables)
-        return torch.from_numpy(y_sym.reshape(self.latent_shape(c.geometry.shape))), z, c.geometry.shape
+        what = f"{c.geometry.shape[2]}x{c.geometry.shape[3]} image"
+
+        def read(section: int, indexes: torch.Tensor) -> torch.Tensor:
+            flat = indexes.numpy().reshape(-1)
+            min_bits = np.bincount(flat, minlength=y_tables.num_tables) @ _min_bits_per_symbol(y_tables)
+            self._check_floor(c.sections[1 + section], float(min_bits), what)
+            return torch.from_numpy(decode_symbols(c.sections[1 + section], flat, y_tables).reshape(indexes.shape))
+
+        means = self._means(z)
+        if self.context is not None:
+            symbols, y_hat = self.context.decode(means, self._hidden(z), read)
+            return torch.cat(symbols, 1), z, c.geometry.shape, y_hat
+        y_sym = read(0, self.table_indexes(z))
+        return y_sym, z, c.geometry.shape, y_sym.double() + means
+
+    def decompress_symbols(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+        """Container -> (y symbols, z symbols, original shape), integers as the encoder had them."""
+        return self._decode(data)[:3]
 
     def decompress_latents(self, data: bytes) -> tuple[torch.Tensor, tuple[int, ...]]:
         """Container -> (y_hat float32, original shape), without running the decoder."""
-        y_sym, z, shape = self.decompress_symbols(data)
-        return (y_sym.double() + self._means(z)).float(), shape
+        _, _, shape, y_hat = self._decode(data)
+        return y_hat.float(), shape
 
     @torch.no_grad()
     def decompress(self, data: bytes) -> torch.Tensor:
@@ -328,8 +385,14 @@ class WallocHyperpriorCodec(WallocCodecBase):
     @torch.no_grad()
     def estimate_bits_split(self, x: torch.Tensor) -> dict[str, float]:
         """The model's own (float) estimate of each section's payload in bits: {"y": ..., "z": ...}."""
-        y_sym, z = self.latent_symbols(x)
-        scales = self.gaussian.scale_table.cpu()[self.table_indexes(z)]  # float64
+        if self.context is not None:
+            y64, z = self._analyse(x)
+            symbols, indexes, _ = self._context_encode(y64, z)
+            y_sym, index = torch.cat(symbols, 1), torch.cat(indexes, 1)
+        else:
+            y_sym, z = self.latent_symbols(x)
+            index = self.table_indexes(z)
+        scales = self.gaussian.scale_table.cpu()[index]  # float64
         y_bits = -torch.log2(self.gaussian.likelihood(y_sym.double(), scales)).sum()
         z_float = z.to(next(self.prior.parameters()).device, torch.float32)
         z_bits = -torch.log2(self.prior.likelihood(z_float)).sum()

@@ -190,8 +190,14 @@ def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:
     codec.load_state_dict(ck["model"])
     codec.eval()
     codec.export()
+    return save_weights(codec, dest, {"recipe": ck["recipe"], "step": int(ck["step"])})
+
+
+def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict) -> Path:
+    """Write an exported codec's weights (with how they were trained) and record the file's
+    sha256 in the folder's manifest.json."""
     dest = Path(dest)
-    _save(dest, {**codec.weights_state(), "training": {"recipe": ck["recipe"], "step": int(ck["step"])}})
+    _save(dest, {**codec.weights_state(), "training": training})
     manifest_path = dest.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest[dest.name] = hashlib.sha256(dest.read_bytes()).hexdigest()

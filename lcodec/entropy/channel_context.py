@@ -1,0 +1,153 @@
+"""Channel-conditional refinement of a mean-scale hyperprior (Minnen & Singh, "Channel-wise
+autoregressive entropy models for learned image compression", ICIP 2020), with the table
+choice kept exact.
+
+The latents y (B, C, h, w) are coded in ``S`` slices of ``C / S`` channels, one after the
+other. For slice ``s`` the decoder already has the symbols of slices ``< s``, so both sides
+can condition on them:
+
+* table indexes: an integer convolution (``IntegerConv``, 3x3) of the hyperprior's hidden
+  integer features (the index network's first layer, ``H`` channels, fixed point 1/16) and
+  the magnitudes of the earlier slices' symbols, ``16 * min(|symbol|, 15)`` (the same fixed
+  point). Integers in, integers out: the index of every latent is a pure function of the
+  stream, as for the plain hyperprior (``lcodec.entropy.integer_net``).
+* means: a float correction ``delta_s`` (conv3x3, GELU, conv3x3) of the earlier slices'
+  decoded residuals ``r_hat = symbol + delta``, added to the hyperprior means. Means only
+  shift symbols (``symbol = round(y - mean)``, ``y_hat = symbol + mean``); they run in float64
+  on CPU on both sides and never pick a table.
+
+Initialised from a trained hyperprior (``init_from_head``): every head starts as the rows of
+the index network's head for its slice with zero weights on the context, and every mean
+correction starts at zero, so the model starts as the plain hyperprior and training only
+adds what the context is worth.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from lcodec.entropy.integer_net import IntegerConv
+from lcodec.errors import ModelError
+
+__all__ = ["ChannelContext", "CONTEXT_CLAMP"]
+
+CONTEXT_CLAMP = 15  # symbol magnitudes above this read as 15 (16 * 15 = 240 fits the heads' 8-bit input)
+
+
+def _ste_round(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+class ChannelContext(nn.Module):
+    """Per-slice index heads and mean corrections (see the module docstring).
+
+    channels: C (latent channels), slices: S (divides C), hidden_channels: H of the index
+    network's hidden features (integers in [0, 255], 4 fractional bits), num_indexes: the
+    scale table's size, mean_hidden: width of each mean correction (0: none, the context
+    then only chooses tables).
+    """
+
+    def __init__(self, channels: int, slices: int, hidden_channels: int, num_indexes: int,
+                 mean_hidden: int = 128) -> None:
+        super().__init__()
+        if slices < 2 or channels % slices:
+            raise ModelError(f"channel context needs >= 2 slices dividing {channels} channels, got {slices}")
+        self.channels, self.slices, self.hidden_channels = channels, slices, hidden_channels
+        self.width = channels // slices
+        cs = self.width
+        self.heads = nn.ModuleList([
+            IntegerConv(hidden_channels + cs * s, cs, 3, input_range=(0, 255), in_frac=4, out_frac=0,
+                        out_max=num_indexes - 1, bias_init=(num_indexes - 1) / 2)
+            for s in range(slices)])
+        self.means = nn.ModuleList()
+        for s in range(1, slices if mean_hidden else 1):  # mean_hidden 0: no mean corrections
+            net = nn.Sequential(nn.Conv2d(cs * s, mean_hidden, 3, padding=1), nn.GELU(),
+                                nn.Conv2d(mean_hidden, cs, 3, padding=1))
+            nn.init.zeros_(net[2].weight)
+            nn.init.zeros_(net[2].bias)
+            self.means.append(net)
+
+    @torch.no_grad()
+    def init_from_head(self, head: IntegerConv) -> None:
+        """Start every slice's head as ``head``'s rows for its channels, blind to the context."""
+        if head.out_channels != self.channels or head.in_channels != self.hidden_channels or head.kernel_size != 3:
+            raise ModelError("the index head does not match this channel context")
+        for s, h in enumerate(self.heads):
+            rows = slice(s * self.width, (s + 1) * self.width)
+            h.weight.zero_()
+            h.weight[:, : self.hidden_channels] = head.weight[rows]
+            h.bias.copy_(head.bias[rows])
+
+    @staticmethod
+    def context(symbols: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Earlier slices' symbols -> the heads' context input, 16 * min(|symbol|, 15)."""
+        return [s.abs().clamp(max=CONTEXT_CLAMP) * 16 for s in symbols]
+
+    # ------------------------------------------------------------------ training path
+    def forward(self, y: torch.Tensor, means: torch.Tensor, hidden: torch.Tensor,
+                likelihood_bits: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                scales_from_indexes: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(y_dec, bits per item (B,)) with straight-through rounding; ``likelihood_bits(y, scales,
+        means)`` is the Gaussian conditional's training path (noisy in training mode)."""
+        cs = self.width
+        bits = y.new_zeros(y.shape[0])
+        decoded, symbols, residuals = [], [], []
+        for s in range(self.slices):
+            rows = slice(s * cs, (s + 1) * cs)
+            delta = self.means[s - 1](torch.cat(residuals, 1)) if s and self.means else torch.zeros_like(y[:, rows])
+            mean = means[:, rows] + delta
+            index = self.heads[s](torch.cat([hidden, *self.context(symbols)], 1))
+            bits = bits + likelihood_bits(y[:, rows], scales_from_indexes(index), mean)
+            symbol = _ste_round(y[:, rows] - mean)
+            decoded.append(symbol + mean)
+            symbols.append(symbol.detach())
+            residuals.append(symbol.detach() + delta)
+        return torch.cat(decoded, 1), bits
+
+    # --------------------------------------------------------------------- exact path
+    def _delta64(self, s: int, residuals: list[torch.Tensor]) -> torch.Tensor:
+        net = self.means[s - 1]
+        params = {k: v.detach().cpu().double() for k, v in net.state_dict().items()}
+        return functional_call(net, params, (torch.cat(residuals, 1),))
+
+    @torch.no_grad()
+    def indexes(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor]) -> torch.Tensor:
+        """Exact table indexes of slice ``s`` (int64, CPU) from the hidden integer features
+        (float64 integers) and the integer symbols of slices ``< s``."""
+        dev = next(self.heads[s].parameters()).device
+        inputs = torch.cat([hidden, *[c.double() for c in self.context(symbols)]], 1)
+        return self.heads[s].forward_exact(inputs.to(dev)).to(torch.int64).cpu()
+
+    @torch.no_grad()
+    def encode(self, y64: torch.Tensor, means64: torch.Tensor,
+               hidden: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """float64 y and hyperprior means, hidden features -> (symbols per slice, indexes per slice,
+        y_hat float64), everything on CPU."""
+        cs = self.width
+        symbols, indexes, residuals = [], [], []
+        for s in range(self.slices):
+            rows = slice(s * cs, (s + 1) * cs)
+            delta = self._delta64(s, residuals) if s and self.means else torch.zeros_like(y64[:, rows])
+            indexes.append(self.indexes(s, hidden, symbols))
+            symbol = torch.round(y64[:, rows] - means64[:, rows] - delta)
+            symbols.append(symbol.to(torch.int64))
+            residuals.append(symbol + delta)
+        return symbols, indexes, means64 + torch.cat(residuals, 1)
+
+    @torch.no_grad()
+    def decode(self, means64: torch.Tensor, hidden: torch.Tensor,
+               read: Callable[[int, torch.Tensor], torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Inverse of ``encode``: ``read(s, indexes)`` returns slice ``s``'s symbols (int64) coded
+        with those table indexes. Returns (symbols per slice, y_hat float64)."""
+        cs = self.width
+        symbols, residuals = [], []
+        for s in range(self.slices):
+            rows = slice(s * cs, (s + 1) * cs)
+            delta = self._delta64(s, residuals) if s and self.means else torch.zeros_like(means64[:, rows])
+            symbol = read(s, self.indexes(s, hidden, symbols))
+            symbols.append(symbol)
+            residuals.append(symbol.double() + delta)
+        return symbols, means64 + torch.cat(residuals, 1)

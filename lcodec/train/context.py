@@ -1,0 +1,173 @@
+"""Fit the channel context (``lcodec.entropy.channel_context``) of a hyperprior ladder onto its
+trained transform and side path, on CPU, from cached latents.
+
+The transform, h_a, the means net and the z prior stay as trained; only the per-slice index heads
+and mean corrections learn, and their only effect is the rate of y (symbols are ``round(y - mean)``
+whatever the mean, so the reconstruction error stays a unit-step rounding error). So the objective
+is the rate of y alone, and it only needs, per training crop, the hyperprior's hidden integer
+features and the residual ``y - hyperprior mean``: computed once (``cache_latents``), after which
+a step costs the context networks alone (no transform, no decoder).
+
+    python -m lcodec.train.context walloc-rgb-rd --data ../shared/data/images/train \\
+        --crops 1600 --steps 3000 --out lcodec/weights/walloc-rgb-rd.pt
+
+Every rate point contributes: each crop is cached at a random quality (its gain applied).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lcodec.errors import InputError, ModelError
+
+__all__ = ["cache_latents", "fit_context", "main"]
+
+
+@torch.no_grad()
+def cache_latents(codec, files: list[Path], crops: int, size: int = 256, seed: int = 0,
+                  progress: bool = True) -> dict[str, torch.Tensor]:
+    """Random ``size`` x ``size`` crops of ``files`` -> {"hidden": (N, H, s/8, s/8) uint8, "r": y - mean
+    (N, C, s/8, s/8) float32, "q": (N,) rate index}, through the codec's own (float32) transform."""
+    from tqdm import tqdm
+
+    rng = random.Random(seed)
+    gains = torch.exp(codec.log_gain.detach().double())  # (rates, C)
+    hidden, resid, rates = [], [], []
+    with tqdm(total=crops, disable=not progress, desc="cache latents", unit="crop") as bar:
+        while len(rates) < crops:
+            img = Image.open(rng.choice(files)).convert("RGB")
+            if min(img.size) < size:
+                continue
+            left, top = rng.randrange(img.size[0] - size + 1), rng.randrange(img.size[1] - size + 1)
+            x = torch.from_numpy(np.array(img.crop((left, top, left + size, top + size)))).permute(2, 0, 1)
+            q = rng.randrange(len(gains))
+            y = codec.analysis(x[None].float() / 255).double() * gains[q][None, :, None, None]
+            z = codec._hyper_analysis(y)
+            hidden.append(codec._hidden(z).to(torch.uint8))
+            resid.append((y - codec._means(z)).float())
+            rates.append(q)
+            bar.update(1)
+    return {"hidden": torch.cat(hidden), "r": torch.cat(resid), "q": torch.tensor(rates)}
+
+
+def _bits(codec, hidden: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+    """Bits of y for cached items under the codec's context (training path: noisy, STE)."""
+    _, bits = codec.context(resid, torch.zeros_like(resid), hidden.float(),
+                            lambda v, sc, m: codec.gaussian(v, sc, m)[1], codec.gaussian.scales_from_indexes)
+    return bits.sum()
+
+
+@torch.no_grad()
+def exact_bits(codec, cache: dict[str, torch.Tensor], batch: int = 40) -> float:
+    """Bits of y per cached item as the coder would spend them (exact indexes, rounded symbols)."""
+    total = 0.0
+    for i in range(0, len(cache["q"]), batch):
+        r = cache["r"][i : i + batch].double()
+        symbols, indexes, _ = codec.context.encode(r, torch.zeros_like(r), cache["hidden"][i : i + batch].double())
+        scales = codec.gaussian.scale_table.cpu()[torch.cat(indexes, 1)]
+        sym = torch.cat(symbols, 1).double()
+        total += float(-torch.log2(codec.gaussian.likelihood(sym, scales)).sum())
+    return total / len(cache["q"])
+
+
+def fit_context(codec, cache: dict[str, torch.Tensor], steps: int, lr: float = 1e-3, batch: int = 16,
+                seed: int = 0, held_out: dict[str, torch.Tensor] | None = None, progress: bool = True) -> list[dict]:
+    """Adam on the context's parameters only (lr / 10 for the last 20% of steps); returns a log."""
+    from tqdm import tqdm
+
+    if codec.context is None:
+        raise ModelError(f"{codec.name} has no channel context (HyperpriorConfig.context_slices)")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(codec.context.parameters(), lr=lr)
+    pixels = 64 * cache["r"].shape[-2] * cache["r"].shape[-1]  # J = 3: 64 pixels per latent position
+    log: list[dict] = []
+    codec.train()
+    t0 = time.time()
+    with tqdm(range(1, steps + 1), disable=not progress, desc="fit context", unit="step") as bar:
+        for step in bar:
+            if step == int(0.8 * steps) + 1:
+                for group in opt.param_groups:
+                    group["lr"] = lr / 10
+            i = torch.randint(len(cache["q"]), (batch,), generator=gen)
+            loss = _bits(codec, cache["hidden"][i], cache["r"][i]) / (batch * pixels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            bar.set_postfix(bpp=f"{loss.item():.4f}")
+            entry = {"step": step, "y_bpp": loss.item(), "seconds": round(time.time() - t0, 1)}
+            if held_out is not None and (step % 1000 == 0 or step == steps):
+                codec.eval()
+                entry["held_out_y_bpp"] = exact_bits(codec, held_out) / pixels
+                codec.train()
+            if step % 50 == 0 or "held_out_y_bpp" in entry:
+                log.append(entry)
+    codec.eval()
+    return log
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lcodec.api import weights_path
+    from lcodec.registry import create_codec, get_spec
+    from lcodec.train.data import list_images
+    from lcodec.train.loop import save_weights
+
+    ap = argparse.ArgumentParser(prog="python -m lcodec.train.context", description=__doc__.splitlines()[0])
+    ap.add_argument("codec", help="a shipped ladder whose config has context_slices, e.g. walloc-rgb-rd")
+    ap.add_argument("--data", required=True, type=Path, help="training images")
+    ap.add_argument("--held-out", type=Path, default=None, help="images for the held-out rate (e.g. images/val)")
+    ap.add_argument("--crops", type=int, default=1600)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True, help="weights file to write")
+    ap.add_argument("--log", type=Path, default=None, help="JSON log to write")
+    args = ap.parse_args(argv)
+
+    spec = get_spec(args.codec)
+    codec = create_codec(args.codec, spec.default_quality)
+    if codec.context is None:
+        raise InputError(f"{args.codec} has no channel context to fit")
+    base = weights_path(args.codec)
+    state = torch.load(base, map_location="cpu", weights_only=True)
+    own = codec.state_dict()
+    shared = {k: v for k, v in state["state_dict"].items() if not k.startswith("context.") and k in own}
+    missing = [k for k in own if not k.startswith("context.") and k not in shared]
+    if missing:
+        raise InputError(f"{base} lacks {len(missing)} tensors of {args.codec} (e.g. {missing[0]})")
+    codec.load_state_dict(shared, strict=False)
+    codec.context.init_from_head(codec.index_net.layers[-1])  # the plain hyperprior, then fit
+    codec.eval()
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+
+    files = list_images(args.data)
+    cache = cache_latents(codec, files, args.crops, seed=args.seed)
+    held = cache_latents(codec, list_images(args.held_out), 240, seed=args.seed + 1) if args.held_out else None
+    pixels = 64 * cache["r"].shape[-2] * cache["r"].shape[-1]
+    start = exact_bits(codec, held) / pixels if held is not None else None
+    log = fit_context(codec, cache, args.steps, args.lr, args.batch, args.seed, held)
+    codec.export()
+    info = {"procedure": "python -m lcodec.train.context", "args": {k: str(v) for k, v in vars(args).items()},
+            "base_weights_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
+            "base_training": state.get("training"), "held_out_y_bpp_at_start": start,
+            "held_out_y_bpp_at_end": log[-1].get("held_out_y_bpp")}
+    save_weights(codec, args.out, info)
+    if args.log:
+        args.log.parent.mkdir(parents=True, exist_ok=True)
+        args.log.write_text(json.dumps({**info, "log": log}, indent=1) + "\n")
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

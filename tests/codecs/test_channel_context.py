@@ -1,0 +1,122 @@
+"""Channel-conditional hyperprior (``HyperpriorConfig.context_slices``): exact, decodable, and
+the plain hyperprior when its context weights are zero."""
+import dataclasses
+
+import pytest
+import torch
+
+from lcodec.bitstream.container import read_container
+from lcodec.codecs.walloc_vr import VR_HYPER, VR_LADDER, WALLOC_RGB_LIGHT, WallocVariableRateCodec
+from lcodec.errors import BitstreamError, ModelError
+from lcodec.models.walloc import WallocConfig
+
+CFG = WallocConfig(levels=3, wavelet="sym4", latent_channels=48, decoder_channels=32, decoder_blocks=1)
+HYPER = dataclasses.replace(VR_HYPER, hyper_channels=16, analysis_hidden=32, index_hidden=24, context_slices=4,
+                            context_hidden=16)
+
+
+def _codec(photo, hyper=HYPER, seed=0, context_weights=True) -> WallocVariableRateCodec:
+    torch.manual_seed(seed)
+    codec = WallocVariableRateCodec(CFG, hyper, VR_LADDER, name="walloc-rgb-light", quality=3)
+    crops = [photo[0, :, r : r + 128, c : c + 128] for r in (0, 64, 160) for c in (0, 128, 256)]
+    codec.init_from_data(crops)
+    with torch.no_grad():
+        codec.h_a[2].weight.mul_(4)
+        codec.index_net.layers[-1].weight.mul_(4)
+        if codec.context is not None:
+            codec.context.init_from_head(codec.index_net.layers[-1])
+            if context_weights:  # make the context matter: heads read it, means move with it
+                for head in codec.context.heads[1:]:
+                    head.weight[:, HYPER.index_hidden :].normal_(0, 0.05)
+                for net in codec.context.means:
+                    torch.nn.init.normal_(net[2].weight, std=0.02)
+    codec.eval()
+    codec.export()
+    return codec
+
+
+@pytest.fixture(scope="module")
+def cc(photo):
+    return _codec(photo)
+
+
+def test_round_trip_is_exact_and_sections_are_per_slice(cc, photo):
+    data = cc.compress(photo)
+    c = read_container(data)
+    assert len(c.sections) == 1 + HYPER.context_slices
+    y_sym, z = cc.latent_symbols(photo)
+    got_y, got_z, shape = cc.decompress_symbols(data)
+    assert torch.equal(got_y, y_sym) and torch.equal(got_z, z) and tuple(shape) == tuple(photo.shape)
+    y_hat, _ = cc.decompress_latents(data)
+    assert torch.equal(y_hat, cc.encode_latents(photo))  # the decoder rebuilds the encoder's latents
+    x_hat = cc.decompress(data)
+    assert x_hat.shape == photo.shape and torch.isfinite(x_hat).all()
+    bits = cc.estimate_bits(photo)
+    assert abs(8 * sum(len(s) for s in c.sections) - bits) < 0.05 * bits + 256
+
+
+def test_context_changes_tables_and_means(cc, photo):
+    """With non-zero context weights the later slices' indexes and means depend on earlier symbols."""
+    y64, z = cc._analyse(photo)
+    symbols, indexes, y_hat = cc._context_encode(y64, z)
+    plain = cc.index_net.forward_exact(z).to(torch.int64)
+    width = cc.context.width
+    assert torch.equal(indexes[0], plain[:, :width])  # slice 0 has no context
+    assert not torch.equal(indexes[3], plain[:, 3 * width :])
+    assert not torch.allclose(y_hat[:, width : 2 * width], symbols[1].double() + cc._means(z)[:, width : 2 * width])
+
+
+def test_zero_context_is_the_plain_hyperprior(photo):
+    """Right after init_from_head (context weights zero) the context codec codes y exactly as the
+    plain hyperprior with the same weights: same symbols, same indexes, same reconstruction."""
+    plain = _codec(photo, hyper=dataclasses.replace(HYPER, context_slices=0))
+    cc = _codec(photo, context_weights=False)
+    state = {k: v for k, v in cc.state_dict().items() if not k.startswith("context.")}
+    assert state.keys() == plain.state_dict().keys()
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in state.items())
+    y_plain, z_plain = plain.latent_symbols(photo)
+    y_cc, z_cc = cc.latent_symbols(photo)
+    assert torch.equal(y_plain, y_cc) and torch.equal(z_plain, z_cc)
+    y64, z = cc._analyse(photo)
+    assert torch.equal(torch.cat(cc._context_encode(y64, z)[1], 1), plain.table_indexes(z))
+    torch.testing.assert_close(cc.decompress(cc.compress(photo)), plain.decompress(plain.compress(photo)))
+
+
+def test_bytes_do_not_depend_on_thread_count(cc, photo):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = cc.compress(photo)
+        torch.set_num_threads(2)
+        two = cc.compress(photo)
+    finally:
+        torch.set_num_threads(threads)
+    assert one == two
+
+
+def test_training_path_reaches_the_context(photo):
+    cc = _codec(photo)
+    cc.train()
+    out = cc(photo[..., :128, :128])
+    loss, shown = cc.rd_loss(out, photo[..., :128, :128], 1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and shown["bpp"] > 0
+    assert cc.context.heads[2].weight.grad.abs().sum() > 0
+    assert cc.context.means[0][2].weight.grad.abs().sum() > 0
+
+
+def test_truncated_slice_and_wrong_section_count_are_refused(cc, photo):
+    from lcodec.bitstream.container import write_container
+
+    c = read_container(cc.compress(photo))
+    short = dataclasses.replace(c, sections=(*c.sections[:3], c.sections[3][:4], c.sections[4]))
+    with pytest.raises(BitstreamError):
+        cc.decompress(write_container(short))
+    with pytest.raises(BitstreamError, match="sections"):
+        cc.decompress(write_container(dataclasses.replace(c, sections=c.sections[:2])))
+
+
+def test_slices_must_divide_the_channels():
+    with pytest.raises(ModelError, match="slices"):
+        WallocVariableRateCodec(CFG, dataclasses.replace(HYPER, context_slices=5), VR_LADDER,
+                                name="walloc-rgb-light", quality=1)
