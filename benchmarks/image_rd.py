@@ -49,8 +49,9 @@ def matched_rate_gain(rows, learned: str, classical: str) -> tuple[float | None,
 
 
 def section_bpp(name: str, quality: int, items: list[MediaItem]) -> dict[str, float]:
-    """Mean bpp of each container section (real bytes), and of the header: for a hyperprior
-    codec section 1 is the side information (z) and section 2 the main latents (y)."""
+    """Mean bpp of the side information and the main latents (real bytes), and of the header: for
+    a hyperprior codec section 1 is the side information (z) and the rest the main latents (y, one
+    section per channel slice with a channel context); a single section is all main latents."""
     import lcodec
     from lcodec.bitstream.container import read_container
 
@@ -59,9 +60,10 @@ def section_bpp(name: str, quality: int, items: list[MediaItem]) -> dict[str, fl
     for item in items:
         data = codec.compress(item.x)
         sections = read_container(data).sections
-        labels = ["side_bpp", "main_bpp"] if len(sections) == 2 else ["main_bpp"]
-        for label, sec in zip(labels, sections):
-            per.setdefault(label, []).append(8 * len(sec) / item.pixels)
+        side, main = (sections[:1], sections[1:]) if len(sections) >= 2 else ((), sections)
+        if side:
+            per.setdefault("side_bpp", []).append(8 * len(side[0]) / item.pixels)
+        per.setdefault("main_bpp", []).append(8 * sum(map(len, main)) / item.pixels)
         per.setdefault("header_bpp", []).append(8 * (len(data) - sum(map(len, sections))) / item.pixels)
     return {k: statistics.fmean(v) for k, v in per.items()}
 

@@ -17,7 +17,13 @@ Ballé & Toderici (2018); table indexes from an integer network (Ballé, Johnsto
 
 Only integers decoded from the stream and integer weights choose the tables, so the
 symbols decode identically on every machine; the means (float64 on CPU on both sides)
-only shift symbols and move the reconstruction by rounding errors.
+only shift symbols and move the reconstruction by rounding errors. The encoder's
+roundings (z, and the symbols) are evaluated in float32 with a float64 referee near
+rounding boundaries (``lcodec.codecs.refereed``): the float64 path's integers, faster.
+
+With ``HyperpriorConfig.context_slices`` = S >= 2 (``walloc-rgb-rd``), y is coded in S
+channel slices, one section each, and the tables of slice s also read the symbols of
+the earlier slices (``lcodec.entropy.channel_context``; still integers only).
 The transform (``analysis.*``, ``synthesis.*``) has the walloc-rgb architecture, so
 training starts from the shipped walloc-rgb weights (recipe ``init_weights``).
 """

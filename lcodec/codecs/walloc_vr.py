@@ -28,6 +28,7 @@ and each gain starts at 1 / step for its lambda (high-rate theory, see ``initial
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -92,8 +93,8 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
     """WaLLoC + mean-scale hyperprior + per-rate gains (see the module docstring).
 
     Tensors: x (B, 3, H, W) in [0, 1]; latents (``encode_latents``) are the gained y_hat,
-    (B, C, 4*ceil(H/32), 4*ceil(W/32)) float32 (J=3: 1/8 of the padded size), so their scale
-    depends on the quality.
+    (B, C, S(H)/8, S(W)/8) float32 with S(n) = n padded to a multiple of 16 (at least 32), so
+    their scale depends on the quality.
     """
 
     def __init__(self, cfg: WallocConfig, hyper: HyperpriorConfig, ladder: LadderConfig,
@@ -176,6 +177,9 @@ WALLOC_RGB_LIGHT = WallocConfig(**_PACKET)
 WALLOC_RGB_RD = WallocConfig(**_PACKET, encoder_blocks=2, encoder_channels=128)
 VR_HYPER = HyperpriorConfig(hyper_channels=48, analysis_hidden=128, index_hidden=96, num_scales=72,
                             min_scale=0.11, max_scale=256.0)
+# rd codes y in 4 channel slices whose tables also read the earlier slices' symbols
+# (lcodec.entropy.channel_context; fitted on CPU onto the GPU-trained ladder: lcodec.train.context)
+VR_HYPER_RD = dataclasses.replace(VR_HYPER, context_slices=4, context_hidden=0)
 VR_LADDER = LadderConfig(balance=0.5)
 _ENTROPY = ("mean-scale Gaussian hyperprior (Balle et al. 2018; Minnen et al. 2018) with per-rate gain "
             "units (Cui et al. 2021); table indexes from an exact integer network; 16-bit integer tables")
@@ -183,10 +187,10 @@ _PAPERS = ("Jacobellis & Yadwadkar, Learned Compression for Compressed Learning,
            "Cui et al., Asymmetric Gained Deep Image Compression With Continuous Rate Adaptation, 2021")
 
 
-def _spec(name: str, transform: str, description: str, shipped: bool) -> CodecSpec:
+def _spec(name: str, transform: str, description: str, shipped: bool, entropy: str = _ENTROPY) -> CodecSpec:
     weights = {q: f"{name}.pt" for q in VR_LADDER.qualities} if shipped else {}
     return CodecSpec(name=name, modality="image", qualities=VR_LADDER.qualities, default_quality=4,
-                     transform=transform, entropy_model=_ENTROPY, paper=_PAPERS, description=description,
+                     transform=transform, entropy_model=entropy, paper=_PAPERS, description=description,
                      weights=weights)
 
 
@@ -202,6 +206,8 @@ def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
                       "sym4 wavelet packet J=3 + linear encoder with a residual CNN branch + residual CNN "
                       "decoder at 1/8",
                       "variable-rate WaLLoC, stronger encoder for the best rate-distortion: six rates, one file",
-                      shipped=True))
+                      shipped=True,
+                      entropy=_ENTROPY + "; y coded in 4 channel slices whose tables also read the earlier slices' "
+                      "symbols (channel context, Minnen & Singh 2020)"))
 def walloc_rgb_rd(quality: int) -> WallocVariableRateCodec:
-    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER, VR_LADDER, name="walloc-rgb-rd", quality=quality)
+    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER_RD, VR_LADDER, name="walloc-rgb-rd", quality=quality)

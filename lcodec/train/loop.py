@@ -197,6 +197,7 @@ def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict) -> Pa
     """Write an exported codec's weights (with how they were trained) and record the file's
     sha256 in the folder's manifest.json."""
     dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     _save(dest, {**codec.weights_state(), "training": training})
     manifest_path = dest.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
