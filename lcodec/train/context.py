@@ -4,7 +4,7 @@ trained transform and side path, on CPU, from cached latents.
 The transform, h_a, the means net and the z prior stay as trained; only the per-slice index heads
 and mean corrections learn, and their only effect is the rate of y (symbols are ``round(y - mean)``
 whatever the mean, so the reconstruction error stays a unit-step rounding error). So the objective
-is the rate of y alone, and it only needs, per training crop, the hyperprior's hidden integer
+is the rate of y alone, the exact cost of the rounded symbols (no noise relaxation), and it only needs, per training crop, the hyperprior's hidden integer
 features and the residual ``y - hyperprior mean``: computed once (``cache_latents``), after which
 a step costs the context networks alone (no transform, no decoder).
 
@@ -60,9 +60,15 @@ def cache_latents(codec, files: list[Path], crops: int, size: int = 256, seed: i
 
 
 def _bits(codec, hidden: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
-    """Bits of y for cached items under the codec's context (training path: noisy, STE)."""
-    _, bits = codec.context(resid, torch.zeros_like(resid), hidden.float(),
-                            lambda v, sc, m: codec.gaussian(v, sc, m)[1], codec.gaussian.scales_from_indexes)
+    """Bits of y for cached items under the codec's context: the exact cost of the rounded symbols
+    (the transform is frozen, so no noise relaxation is needed); the indexes are the heads'
+    quantization-aware training path (straight-through)."""
+
+    def symbol_bits(v: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        return -torch.log2(codec.gaussian.likelihood(torch.round(v - means), scales)).flatten(1).sum(1)
+
+    _, bits = codec.context(resid, torch.zeros_like(resid), hidden.float(), symbol_bits,
+                            codec.gaussian.scales_from_indexes)
     return bits.sum()
 
 
