@@ -75,3 +75,16 @@ def set_dims(data: bytes, dims: tuple[int, ...]) -> bytes:
     edited = bytearray(data)
     edited[off + 1 : off + 1 + 4 * len(dims)] = struct.pack(f"<{len(dims)}I", *dims)
     return reseal(bytes(edited))
+
+
+def with_one_and_two_threads(fn):
+    """(fn() with 1 intra-op thread, fn() with 2), restoring the thread count."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fn()
+        torch.set_num_threads(2)
+        two = fn()
+    finally:
+        torch.set_num_threads(threads)
+    return one, two

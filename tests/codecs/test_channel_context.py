@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from lcodec.bitstream.container import read_container
-from lcodec.codecs.walloc_vr import VR_HYPER, VR_LADDER, WALLOC_RGB_LIGHT, WallocVariableRateCodec
+from lcodec.codecs.walloc_vr import VR_HYPER, VR_LADDER, WallocVariableRateCodec
 from lcodec.errors import BitstreamError, ModelError
 from lcodec.models.walloc import WallocConfig
+from tests.conftest import with_one_and_two_threads
 
 CFG = WallocConfig(levels=3, wavelet="sym4", latent_channels=48, decoder_channels=32, decoder_blocks=1)
 HYPER = dataclasses.replace(VR_HYPER, hyper_channels=16, analysis_hidden=32, index_hidden=24, context_slices=4,
@@ -83,14 +84,7 @@ def test_zero_context_is_the_plain_hyperprior(photo):
 
 
 def test_bytes_do_not_depend_on_thread_count(cc, photo):
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = cc.compress(photo)
-        torch.set_num_threads(2)
-        two = cc.compress(photo)
-    finally:
-        torch.set_num_threads(threads)
+    one, two = with_one_and_two_threads(lambda: cc.compress(photo))
     assert one == two
 
 

@@ -17,7 +17,7 @@ from lcodec.entropy.gaussian import gaussian_tables
 from lcodec.errors import BitstreamError, ModelError
 from lcodec.registry import create_codec, get_spec
 from lcodec.train.recipes import RECIPES
-from tests.conftest import FIXTURES, ROOT, assert_refused_cheaply, reseal, set_dims
+from tests.conftest import FIXTURES, ROOT, assert_refused_cheaply, reseal, set_dims, with_one_and_two_threads
 
 
 def _untrained(seed: int = 0) -> WallocHyperpriorCodec:
@@ -93,14 +93,7 @@ def test_indexes_are_identical_across_threads_batches_and_bands(hp, photo):
     _, z_b = hp.latent_symbols(b)
     _, z_ab = hp.latent_symbols(torch.cat([a, b]))
     assert torch.equal(z_ab, torch.cat([z_a, z_b]))  # batch composition does not move the side symbols
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = hp.table_indexes(z_ab)
-        torch.set_num_threads(2)
-        two = hp.table_indexes(z_ab)
-    finally:
-        torch.set_num_threads(threads)
+    one, two = with_one_and_two_threads(lambda: hp.table_indexes(z_ab))
     assert torch.equal(one, two)  # whole streams with 2 threads: the subprocess test below
     assert torch.equal(one[:1], hp.table_indexes(z_a)) and torch.equal(one[1:], hp.table_indexes(z_b))
     banded = copy.copy(hp)  # same modules; row bands of one z row each (halo included)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.entropy import GaussianConditional, IntegerConv, IntegerIndexNet, IntegerNetwork, index_synthesis
 from lcodec.errors import InputError, ModelError
+from tests.conftest import with_one_and_two_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 NET_KWARGS = dict(in_channels=4, hidden_channels=8, out_channels=6, num_indexes=64)
@@ -81,14 +82,7 @@ def test_exact_outputs_are_integer_indexes_and_the_qat_path_agrees():
 def test_exact_indexes_do_not_depend_on_thread_count_or_batch_composition():
     net = make_net()
     z = hyper_symbols()
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = net.indexes(z)
-        torch.set_num_threads(2)
-        two = net.indexes(z)
-    finally:
-        torch.set_num_threads(threads)
+    one, two = with_one_and_two_threads(lambda: net.indexes(z))
     assert torch.equal(one, two)
     for i in range(z.shape[0]):
         assert torch.equal(net.indexes(z[i : i + 1]), one[i : i + 1])
