@@ -50,6 +50,8 @@ class ChannelContext(nn.Module):
     then only chooses tables).
     """
 
+    band_positions = 2**15  # latent positions per band of the exact heads (bounds their memory)
+
     def __init__(self, channels: int, slices: int, hidden_channels: int, num_indexes: int,
                  mean_hidden: int = 128) -> None:
         super().__init__()
@@ -119,7 +121,16 @@ class ChannelContext(nn.Module):
         (float64 integers) and the integer symbols of slices ``< s``."""
         dev = next(self.heads[s].parameters()).device
         inputs = torch.cat([hidden, *[c.double() for c in self.context(symbols)]], 1)
-        return self.heads[s].forward_exact(inputs.to(dev)).to(torch.int64).cpu()
+        b, _, h, w = inputs.shape
+        out = torch.empty((b, self.width, h, w), dtype=torch.int64)
+        rows = max(1, self.band_positions // w)  # bands of rows (halo 1 for the 3x3 head) bound the memory
+        for i in range(b):
+            for r0 in range(0, h, rows):
+                r1 = min(h, r0 + rows)
+                s0, s1 = max(0, r0 - 1), min(h, r1 + 1)
+                band = self.heads[s].forward_exact(inputs[i : i + 1, :, s0:s1].to(dev))
+                out[i : i + 1, :, r0:r1] = band[:, :, r0 - s0 : r1 - s0].to(torch.int64).cpu()
+        return out
 
     @torch.no_grad()
     def encode(self, y64: torch.Tensor, means64: torch.Tensor,

@@ -114,3 +114,15 @@ def test_slices_must_divide_the_channels():
     with pytest.raises(ModelError, match="slices"):
         WallocVariableRateCodec(CFG, dataclasses.replace(HYPER, context_slices=5), VR_LADDER,
                                 name="walloc-rgb-light", quality=1)
+
+
+def test_banded_heads_give_the_same_indexes(cc, photo):
+    """The exact heads run in bands of rows (bounded memory); bands must not change an index."""
+    y64, z = cc._analyse(photo)
+    whole = cc._context_encode(y64, z)[1]
+    cc.context.band_positions = 3 * y64.shape[-1]  # three rows per band
+    try:
+        banded = cc._context_encode(y64, z)[1]
+    finally:
+        del cc.context.band_positions
+    assert all(torch.equal(a, b) for a, b in zip(whole, banded))
