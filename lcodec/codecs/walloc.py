@@ -13,7 +13,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
 
 from lcodec.bitstream.coder import CODER_ID, CODER_VERSION, decode_symbols, encode_symbols
 from lcodec.bitstream.container import Container, Geometry, read_container, write_container
@@ -21,6 +20,7 @@ from lcodec.bitstream.tables import CodingTables
 from lcodec.codecs.base import Codec, RDOutput
 from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.errors import BitstreamError, InputError, ModelError
+from lcodec.models.cpu import run_on_cpu
 from lcodec.models.walloc import WallocAnalysis, WallocConfig, WallocSynthesis
 from lcodec.registry import CodecSpec, register_codec
 
@@ -69,8 +69,7 @@ class WallocCodecBase(Codec):
         and it keeps rounding ties (and so the bytes) stable across thread counts and machines.
         """
         if self.analysis.branch is not None:  # the nonlinear "rd" encoder: all of it in float64
-            params = {k: v.detach().cpu().double() for k, v in self.analysis.state_dict().items()}
-            return functional_call(self.analysis, params, (x64,))
+            return run_on_cpu(self.analysis, x64)
         coeffs = self.analysis.wpt(x64 - self.analysis.offset)
         g_a = self.analysis.g_a
         conv = F.conv1d if self.cfg.dims == 1 else F.conv2d

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.bitstream.container import Container, read_container
@@ -50,6 +49,7 @@ from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.entropy.gaussian import GaussianConditional, scale_table
 from lcodec.entropy.integer_net import index_synthesis
 from lcodec.errors import BitstreamError, ModelError
+from lcodec.models.cpu import run_on_cpu
 from lcodec.models.walloc import ConfigDict, WallocConfig
 from lcodec.registry import CodecSpec, register_codec
 
@@ -184,14 +184,12 @@ class WallocHyperpriorCodec(WallocCodecBase):
     @staticmethod
     def _run64(module: nn.Module, x64: torch.Tensor) -> torch.Tensor:
         """``module`` applied in float64 on CPU (its float32 parameters widened exactly)."""
-        params = {k: v.detach().cpu().double() for k, v in module.state_dict().items()}
-        return functional_call(module, params, (x64,))
+        return run_on_cpu(module, x64)
 
     @staticmethod
     def _run32(module: nn.Module, x32: torch.Tensor) -> torch.Tensor:
         """``module`` applied in float32 on CPU."""
-        params = {k: v.detach().cpu().float() for k, v in module.state_dict().items()}
-        return functional_call(module, params, (x32,))
+        return run_on_cpu(module, x32)
 
     @torch.no_grad()
     def _hyper_analysis(self, y64: torch.Tensor) -> torch.Tensor:

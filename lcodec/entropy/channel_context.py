@@ -27,10 +27,10 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from lcodec.entropy.integer_net import IntegerConv
 from lcodec.errors import ModelError
+from lcodec.models.cpu import run_on_cpu
 
 __all__ = ["ChannelContext", "CONTEXT_CLAMP"]
 
@@ -111,9 +111,7 @@ class ChannelContext(nn.Module):
 
     # --------------------------------------------------------------------- exact path
     def _delta64(self, s: int, residuals: list[torch.Tensor]) -> torch.Tensor:
-        net = self.means[s - 1]
-        params = {k: v.detach().cpu().double() for k, v in net.state_dict().items()}
-        return functional_call(net, params, (torch.cat(residuals, 1),))
+        return run_on_cpu(self.means[s - 1], torch.cat(residuals, 1))
 
     @torch.no_grad()
     def indexes(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor]) -> torch.Tensor:
