@@ -143,7 +143,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
         if gain is not None:
             y = y * gain
         z = self.h_a(y)  # (B, 32, H/32, W/32)
-        _, z_bits = self.prior(z)
+        z_bits = self._z_bits(z)
         z_hat = _ste_round(z)  # the decoder's side networks see integers, as when coding
         means = self.h_m(z_hat)
         if self.context is not None:
@@ -157,6 +157,14 @@ class WallocHyperpriorCodec(WallocCodecBase):
             y_dec = y_dec / gain
         x_hat = self.synthesis(y_dec)[..., :h, :w]
         return x_hat, {"y": y_bits, "z": z_bits}
+
+    def _z_bits(self, z: torch.Tensor) -> torch.Tensor:
+        """Training path: bits of z per batch item under the factorized prior."""
+        return self.prior(z)[1]
+
+    def _z_prior(self) -> FactorizedPrior:
+        """The prior z is coded with (the variable-rate ladders may keep one per rate point)."""
+        return self.prior
 
     @staticmethod
     def rd_loss(out: RDOutput, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, dict[str, float]]:
@@ -398,8 +406,9 @@ class WallocHyperpriorCodec(WallocCodecBase):
             index = self.table_indexes(z)
         scales = self.gaussian.scale_table.cpu()[index]  # float64
         y_bits = -torch.log2(self.gaussian.likelihood(y_sym.double(), scales)).sum()
-        z_float = z.to(next(self.prior.parameters()).device, torch.float32)
-        z_bits = -torch.log2(self.prior.likelihood(z_float)).sum()
+        prior = self._z_prior()
+        z_float = z.to(next(prior.parameters()).device, torch.float32)
+        z_bits = -torch.log2(prior.likelihood(z_float)).sum()
         return {"y": float(y_bits), "z": float(z_bits)}
 
     def estimate_bits(self, x: torch.Tensor) -> float:

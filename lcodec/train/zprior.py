@@ -1,0 +1,157 @@
+"""Fit one factorized prior on z per rate point of a trained variable-rate ladder
+(``LadderConfig.rate_z_priors``), on CPU, from the integer z of training crops.
+
+A ladder's h_a sees the gained latents, so z spreads more at the high rates than at the low ones,
+and one density shared by all six rate points fits none of them well. Nothing else changes: z,
+y, the tables of y and the reconstruction stay as they are, and only the bits of z do, so the
+objective is exactly the cost of the integer z symbols, ``-sum counts(v) log2 P_rate(v)``. It
+needs only the histogram of z per rate point and channel, computed once (``z_counts``); every
+crop is analysed once and its z taken at all six gains.
+
+    python -m lcodec.train.zprior walloc-rgb-rd --data ../shared/data/images/train \\
+        --held-out ../shared/data/images/val --crops 600 --out lcodec/weights/walloc-rgb-rd.pt
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lcodec.errors import InputError
+
+__all__ = ["z_counts", "fit_rate_priors", "main"]
+
+RANGE = 32  # z symbols counted in [-RANGE, RANGE] (clamped; the coder's escape covers the rest)
+
+
+@torch.no_grad()
+def z_counts(codec, images, crops: int | None = None, size: int = 256, seed: int = 0,
+             progress: bool = True) -> torch.Tensor:
+    """Histogram of z, (rates, channels, 2 * RANGE + 1) float64, over random ``size`` crops of the
+    image files ``images`` (``crops`` of them) or, with ``crops`` None, over the whole images."""
+    from tqdm import tqdm
+
+    from lcodec.io.image import read_image
+
+    gains = torch.exp(codec.log_gain.detach().double())  # (rates, C)
+    counts = torch.zeros(len(gains), codec.hyper.hyper_channels, 2 * RANGE + 1, dtype=torch.float64)
+    rng = random.Random(seed)
+    total = crops if crops is not None else len(images)
+    with tqdm(total=total, disable=not progress, desc="z histograms", unit="crop" if crops else "image") as bar:
+        done = 0
+        while done < total:
+            if crops is None:
+                x = codec._pad(read_image(images[done])[None])
+            else:
+                img = Image.open(rng.choice(images)).convert("RGB")
+                if min(img.size) < size:
+                    continue
+                left, top = rng.randrange(img.size[0] - size + 1), rng.randrange(img.size[1] - size + 1)
+                crop = np.array(img.crop((left, top, left + size, top + size)))
+                x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+            y = codec.analysis(x).double()
+            for r in range(len(gains)):
+                z = codec._hyper_analysis(y * gains[r][None, :, None, None])  # the coder's integer z
+                v = (z.clamp(-RANGE, RANGE) + RANGE).transpose(0, 1).reshape(z.shape[1], -1)
+                counts[r].scatter_add_(1, v, torch.ones_like(v, dtype=torch.float64))
+            done += 1
+            bar.update(1)
+    return counts
+
+
+def _bits(prior, counts: torch.Tensor) -> torch.Tensor:
+    """Total bits of the counted symbols under ``prior`` (counts (C, 2R+1))."""
+    grid = torch.arange(-RANGE, RANGE + 1, dtype=torch.float32).expand(1, counts.shape[0], -1)
+    return -(counts * torch.log2(prior.likelihood(grid)[0].double())).sum()
+
+
+def fit_rate_priors(codec, counts: torch.Tensor, steps: int = 1500, lr: float = 1e-2,
+                    progress: bool = True) -> list[dict]:
+    """Adam on each rate point's prior (from its current state; lr / 10 for the last 20%)."""
+    from tqdm import tqdm
+
+    log = []
+    for r, prior in enumerate(codec.rate_priors):
+        n = float(counts[r].sum())
+        opt = torch.optim.Adam(prior.parameters(), lr=lr)
+        start = float(_bits(prior, counts[r]).detach()) / n
+        for step in tqdm(range(steps), disable=not progress, desc=f"z prior q{r + 1}", unit="step"):
+            if step == int(0.8 * steps):
+                for group in opt.param_groups:
+                    group["lr"] = lr / 10
+            loss = _bits(prior, counts[r]) / n
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        log.append({"quality": r + 1, "symbols": n, "bits_per_symbol_start": start,
+                    "bits_per_symbol_end": float(_bits(prior, counts[r]).detach()) / n})
+    return log
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lcodec.api import weights_path
+    from lcodec.registry import create_codec, get_spec
+    from lcodec.train.data import list_images
+    from lcodec.train.loop import save_weights
+
+    ap = argparse.ArgumentParser(prog="python -m lcodec.train.zprior", description=__doc__.splitlines()[0])
+    ap.add_argument("codec", help="a shipped ladder whose LadderConfig has rate_z_priors, e.g. walloc-rgb-rd")
+    ap.add_argument("--data", required=True, type=Path, help="training images")
+    ap.add_argument("--held-out", type=Path, default=None, help="whole images to report z's bits on (e.g. images/val)")
+    ap.add_argument("--crops", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True, help="weights file to write")
+    ap.add_argument("--log", type=Path, default=None, help="JSON log to write")
+    args = ap.parse_args(argv)
+
+    spec = get_spec(args.codec)
+    codec = create_codec(args.codec, spec.default_quality)
+    if getattr(codec, "rate_priors", None) is None:
+        raise InputError(f"{args.codec} keeps one z prior for all rates (LadderConfig.rate_z_priors is off)")
+    base = weights_path(args.codec)
+    state = torch.load(base, map_location="cpu", weights_only=True)
+    own = codec.state_dict()
+    shared = {k: v for k, v in state["state_dict"].items() if not k.startswith("rate_priors.") and k in own}
+    missing = [k for k in own if not k.startswith("rate_priors.") and k not in shared]
+    if missing:
+        raise InputError(f"{base} lacks {len(missing)} tensors of {args.codec} (e.g. {missing[0]})")
+    codec.load_state_dict(shared, strict=False)
+    for prior in codec.rate_priors:  # every rate starts from the shared prior
+        prior.load_state_dict(codec.prior.state_dict())
+    codec.eval()
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+
+    counts = z_counts(codec, list_images(args.data), args.crops, seed=args.seed)
+    held = z_counts(codec, list_images(args.held_out), None) if args.held_out else None
+    pixels = float(held[0].sum()) * 256 / codec.hyper.hyper_channels if held is not None else None  # one z per 16x16 padded pixels
+    with torch.no_grad():
+        shared_bits = [float(_bits(codec.prior, h)) / pixels for h in held] if held is not None else None
+    log = fit_rate_priors(codec, counts, args.steps, args.lr)
+    if held is not None:
+        with torch.no_grad():
+            for r, entry in enumerate(log):
+                entry["held_out_z_bits_per_padded_pixel_shared_prior"] = shared_bits[r]
+                entry["held_out_z_bits_per_padded_pixel_rate_prior"] = float(_bits(codec.rate_priors[r], held[r])) / pixels
+    codec.export()
+    info = {"procedure": "python -m lcodec.train.zprior", "args": {k: str(v) for k, v in vars(args).items()},
+            "base_weights_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
+            "base_training": state.get("training"), "rates": log}
+    save_weights(codec, args.out, info)
+    if args.log:
+        args.log.parent.mkdir(parents=True, exist_ok=True)
+        args.log.write_text(json.dumps(info, indent=1) + "\n")
+    print(json.dumps(log, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
