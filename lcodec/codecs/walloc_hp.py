@@ -274,7 +274,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
         """
         y64, z = self._analyse(x)
         if self.context is not None:
-            return torch.cat(self._context_encode(y64, z)[0], 1), z
+            return torch.cat(self._context_encode(y64, z, y_hat=False)[0], 1), z
         return self._symbols(y64, z), z
 
     def _analyse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,9 +288,16 @@ class WallocHyperpriorCodec(WallocCodecBase):
         dev = next(self.index_net.parameters()).device
         return self.index_net.layers[0].forward_exact(z.double().to(dev)).cpu()
 
-    def _context_encode(self, y64: torch.Tensor, z: torch.Tensor):
-        """(symbols per slice, table indexes per slice, y_hat float64) with the channel context."""
-        return self.context.encode(y64, self._means(z), self._hidden(z))
+    def _context_encode(self, y64: torch.Tensor, z: torch.Tensor, y_hat: bool = True):
+        """(symbols per slice, table indexes per slice, y_hat float64 or None) with the channel
+        context. A context that only picks tables (no mean corrections) leaves every symbol
+        round(y - mean), so the symbols come from the refereed float32 path (``_symbols``: the
+        same integers as float64) and float64 means are computed only when ``y_hat`` is asked for."""
+        if self.context.means:
+            return self.context.encode(y64, self._means(z), self._hidden(z))
+        symbols = list(self._symbols(y64, z).split(self.context.width, dim=1))
+        indexes = self.context.slice_indexes(self._hidden(z), symbols)
+        return symbols, indexes, (torch.cat(symbols, 1).double() + self._means(z)) if y_hat else None
 
     # -------------------------------------------------------- compressed domain
     @torch.no_grad()
@@ -313,7 +320,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
         x = self._check_input(x)
         if self.context is not None:  # one section per slice, in coding order
             y64, z = self._analyse(x)
-            symbols, indexes, _ = self._context_encode(y64, z)
+            symbols, indexes, _ = self._context_encode(y64, z, y_hat=False)
         else:
             y_sym, z = self.latent_symbols(x)
             symbols, indexes = [y_sym], [self.table_indexes(z)]
@@ -399,7 +406,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
         """The model's own (float) estimate of each section's payload in bits: {"y": ..., "z": ...}."""
         if self.context is not None:
             y64, z = self._analyse(x)
-            symbols, indexes, _ = self._context_encode(y64, z)
+            symbols, indexes, _ = self._context_encode(y64, z, y_hat=False)
             y_sym, index = torch.cat(symbols, 1), torch.cat(indexes, 1)
         else:
             y_sym, z = self.latent_symbols(x)

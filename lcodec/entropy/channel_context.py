@@ -131,6 +131,12 @@ class ChannelContext(nn.Module):
         return out
 
     @torch.no_grad()
+    def slice_indexes(self, hidden: torch.Tensor, symbols: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Table indexes of every slice from all slices' symbols at once (an encoder that already
+        has them): slice s reads only the symbols of slices < s, as the decoder will."""
+        return [self.indexes(s, hidden, symbols[:s]) for s in range(self.slices)]
+
+    @torch.no_grad()
     def encode(self, y64: torch.Tensor, means64: torch.Tensor,
                hidden: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """float64 y and hyperprior means, hidden features -> (symbols per slice, indexes per slice,

@@ -126,3 +126,20 @@ def test_banded_heads_give_the_same_indexes(cc, photo):
     finally:
         del cc.context.band_positions
     assert all(torch.equal(a, b) for a, b in zip(whole, banded))
+
+
+def test_tables_only_context_takes_the_refereed_symbols_and_matches_float64(photo):
+    """Without mean corrections the encoder gets every symbol from the refereed float32 path at
+    once; symbols, indexes and y_hat equal the slice-by-slice float64 encoder's."""
+    codec = _codec(photo, hyper=dataclasses.replace(HYPER, context_hidden=0))
+    assert not codec.context.means
+    y64, z = codec._analyse(photo)
+    fast_sym, fast_idx, fast_hat = codec._context_encode(y64, z)
+    ref_sym, ref_idx, ref_hat = codec.context.encode(y64, codec._means(z), codec._hidden(z))
+    assert all(torch.equal(a, b) for a, b in zip(fast_sym, ref_sym))
+    assert all(torch.equal(a, b) for a, b in zip(fast_idx, ref_idx))
+    assert torch.equal(fast_hat, ref_hat)
+    assert codec._context_encode(y64, z, y_hat=False)[2] is None
+    data = codec.compress(photo)
+    got_y, _, _ = codec.decompress_symbols(data)
+    assert torch.equal(got_y, torch.cat(ref_sym, 1))
