@@ -254,7 +254,7 @@ VR_HYPER = HyperpriorConfig(hyper_channels=48, analysis_hidden=128, index_hidden
 # (lcodec.entropy.channel_context; fitted on CPU onto the GPU-trained ladder: lcodec.train.context)
 VR_HYPER_RD = dataclasses.replace(VR_HYPER, context_slices=4, context_hidden=0)
 VR_LADDER = LadderConfig(balance=0.5)
-VR_LADDER_RD = dataclasses.replace(VR_LADDER, rate_z_priors=True)  # z priors fitted per rate: lcodec.train.zprior
+VR_LADDER_Z = dataclasses.replace(VR_LADDER, rate_z_priors=True)  # z priors fitted per rate: lcodec.train.zprior
 _ENTROPY = ("mean-scale Gaussian hyperprior (Balle et al. 2018; Minnen et al. 2018) with per-rate gain "
             "units (Cui et al. 2021); table indexes from an exact integer network; 16-bit integer tables")
 _PAPERS = ("Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024; "
@@ -273,7 +273,7 @@ def _spec(name: str, transform: str, description: str, shipped: bool, entropy: s
                       "variable-rate WaLLoC, light (linear) encoder: six rates from one weights file, the same "
                       "decoder design as walloc-rgb-rd (fine-tuned from it)", shipped=True))
 def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
-    return WallocVariableRateCodec(WALLOC_RGB_LIGHT, VR_HYPER, VR_LADDER, name="walloc-rgb-light", quality=quality)
+    return WallocVariableRateCodec(WALLOC_RGB_LIGHT, VR_HYPER, VR_LADDER_Z, name="walloc-rgb-light", quality=quality)
 
 
 @register_codec(_spec("walloc-rgb-rd",
@@ -284,4 +284,4 @@ def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
                       entropy=_ENTROPY + "; y coded in 4 channel slices whose tables also read the earlier slices' "
                       "symbols (channel context, Minnen & Singh 2020)"))
 def walloc_rgb_rd(quality: int) -> WallocVariableRateCodec:
-    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER_RD, VR_LADDER_RD, name="walloc-rgb-rd", quality=quality)
+    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER_RD, VR_LADDER_Z, name="walloc-rgb-rd", quality=quality)
