@@ -15,8 +15,6 @@ Every rate point contributes: each crop is cached at a random quality (its gain 
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import random
 import sys
@@ -115,45 +113,25 @@ def fit_context(codec, cache: dict[str, torch.Tensor], steps: int, lr: float = 1
                 codec.eval()
                 entry["held_out_y_bpp"] = exact_bits(codec, held_out) / pixels
                 codec.train()
-            if step % 50 == 0 or "held_out_y_bpp" in entry:
+            if step % 50 == 0 or step == steps or "held_out_y_bpp" in entry:
                 log.append(entry)
     codec.eval()
     return log
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lcodec.api import weights_path
-    from lcodec.registry import create_codec, get_spec
     from lcodec.train.data import list_images
-    from lcodec.train.loop import save_weights
+    from lcodec.train.loop import fit_parser, load_for_fit, save_fit
 
-    ap = argparse.ArgumentParser(prog="python -m lcodec.train.context", description=__doc__.splitlines()[0])
-    ap.add_argument("codec", help="a shipped ladder whose config has context_slices, e.g. walloc-rgb-rd")
-    ap.add_argument("--data", required=True, type=Path, help="training images")
-    ap.add_argument("--held-out", type=Path, default=None, help="images for the held-out rate (e.g. images/val)")
-    ap.add_argument("--crops", type=int, default=1600)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap = fit_parser("python -m lcodec.train.context", __doc__.splitlines()[0], "context_slices",
+                    crops=1600, steps=3000, lr=1e-3)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, required=True, help="weights file to write")
-    ap.add_argument("--log", type=Path, default=None, help="JSON log to write")
     args = ap.parse_args(argv)
 
-    spec = get_spec(args.codec)
-    codec = create_codec(args.codec, spec.default_quality)
+    codec, base, state = load_for_fit(args.codec, "context.")
     if codec.context is None:
         raise InputError(f"{args.codec} has no channel context to fit")
-    base = weights_path(args.codec)
-    state = torch.load(base, map_location="cpu", weights_only=True)
-    own = codec.state_dict()
-    shared = {k: v for k, v in state["state_dict"].items() if not k.startswith("context.") and k in own}
-    missing = [k for k in own if not k.startswith("context.") and k not in shared]
-    if missing:
-        raise InputError(f"{base} lacks {len(missing)} tensors of {args.codec} (e.g. {missing[0]})")
-    codec.load_state_dict(shared, strict=False)
     codec.context.init_from_head(codec.index_net.layers[-1])  # the plain hyperprior, then fit
-    codec.eval()
     torch.set_num_threads(min(torch.get_num_threads(), 2))
 
     files = list_images(args.data)
@@ -162,15 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     pixels = 64 * cache["r"].shape[-2] * cache["r"].shape[-1]
     start = exact_bits(codec, held) / pixels if held is not None else None
     log = fit_context(codec, cache, args.steps, args.lr, args.batch, args.seed, held)
-    codec.export()
-    info = {"procedure": "python -m lcodec.train.context", "args": {k: str(v) for k, v in vars(args).items()},
-            "base_weights_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
-            "base_training": state.get("training"), "held_out_y_bpp_at_start": start,
-            "held_out_y_bpp_at_end": log[-1].get("held_out_y_bpp")}
-    save_weights(codec, args.out, info)
-    if args.log:
-        args.log.parent.mkdir(parents=True, exist_ok=True)
-        args.log.write_text(json.dumps({**info, "log": log}, indent=1) + "\n")
+    info = save_fit(codec, args, "python -m lcodec.train.context", base, state,
+                    {"held_out_y_bpp_at_start": start, "held_out_y_bpp_at_end": log[-1].get("held_out_y_bpp") if log else start},
+                    log_only={"log": log})
     print(json.dumps(info, indent=1))
     return 0
 

@@ -19,7 +19,7 @@ import torch
 from lcodec.errors import InputError
 from lcodec.registry import create_codec
 
-__all__ = ["TrainRecipe", "train", "export_weights", "init_from_shipped"]
+__all__ = ["TrainRecipe", "train", "export_weights", "init_from_shipped", "fit_parser", "load_for_fit", "save_fit"]
 
 
 @dataclass(frozen=True)
@@ -204,3 +204,60 @@ def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict) -> Pa
     manifest[dest.name] = hashlib.sha256(dest.read_bytes()).hexdigest()
     manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
     return dest
+
+
+# ------------------------------------------------------------- post-hoc fits onto shipped weights
+# (``python -m lcodec.train.context`` and ``python -m lcodec.train.zprior``: a part of a shipped
+# ladder is re-fitted on CPU while every other tensor stays as shipped)
+def fit_parser(prog: str, description: str, needs: str, crops: int, steps: int, lr: float):
+    """The arguments both fits share: codec, --data, --held-out, --crops, --steps, --lr, --seed,
+    --out, --log."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    ap.add_argument("codec", help=f"a shipped ladder whose config has {needs}, e.g. walloc-rgb-rd")
+    ap.add_argument("--data", required=True, type=Path, help="training images")
+    ap.add_argument("--held-out", type=Path, default=None, help="images to report the fitted part on (e.g. images/val)")
+    ap.add_argument("--crops", type=int, default=crops)
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True, help="weights file to write")
+    ap.add_argument("--log", type=Path, default=None, help="JSON log to write")
+    return ap
+
+
+def load_for_fit(name: str, refit: str) -> tuple[torch.nn.Module, Path, dict]:
+    """A codec ``name`` at its default quality holding the shipped file's tensors, all but those
+    under ``refit`` (a state-dict prefix, e.g. "context."), which the caller re-initialises and
+    fits. Returns (codec in eval mode, path of the shipped file, its loaded state)."""
+    from lcodec.api import weights_path
+    from lcodec.registry import get_spec
+
+    codec = create_codec(name, get_spec(name).default_quality)
+    base = weights_path(name)
+    state = torch.load(base, map_location="cpu", weights_only=True)
+    own = codec.state_dict()
+    kept = {k: v for k, v in state["state_dict"].items() if not k.startswith(refit) and k in own}
+    missing = [k for k in own if not k.startswith(refit) and k not in kept]
+    if missing:
+        raise InputError(f"{base} lacks {len(missing)} tensors of {name} (e.g. {missing[0]})")
+    codec.load_state_dict(kept, strict=False)
+    codec.eval()
+    return codec, base, state
+
+
+def save_fit(codec: torch.nn.Module, args, procedure: str, base: Path, state: dict, results: dict,
+             log_only: dict | None = None) -> dict:
+    """Export ``codec`` and write it to ``args.out`` with how it was fitted (``procedure``, the
+    arguments, the base file's sha256 and training record, ``results``); the same record plus
+    ``log_only`` (e.g. a per-step log) goes to ``args.log`` if given. Returns the record."""
+    codec.export()
+    info = {"procedure": procedure, "args": {k: str(v) for k, v in vars(args).items()},
+            "base_weights_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
+            "base_training": state.get("training"), **results}
+    save_weights(codec, args.out, info)
+    if args.log:
+        args.log.parent.mkdir(parents=True, exist_ok=True)
+        args.log.write_text(json.dumps({**info, **(log_only or {})}, indent=1) + "\n")
+    return info

@@ -13,12 +13,9 @@ crop is analysed once and its z taken at all six gains.
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import random
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -96,38 +93,18 @@ def fit_rate_priors(codec, counts: torch.Tensor, steps: int = 1500, lr: float = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lcodec.api import weights_path
-    from lcodec.registry import create_codec, get_spec
     from lcodec.train.data import list_images
-    from lcodec.train.loop import save_weights
+    from lcodec.train.loop import fit_parser, load_for_fit, save_fit
 
-    ap = argparse.ArgumentParser(prog="python -m lcodec.train.zprior", description=__doc__.splitlines()[0])
-    ap.add_argument("codec", help="a shipped ladder whose LadderConfig has rate_z_priors, e.g. walloc-rgb-rd")
-    ap.add_argument("--data", required=True, type=Path, help="training images")
-    ap.add_argument("--held-out", type=Path, default=None, help="whole images to report z's bits on (e.g. images/val)")
-    ap.add_argument("--crops", type=int, default=600)
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, required=True, help="weights file to write")
-    ap.add_argument("--log", type=Path, default=None, help="JSON log to write")
+    ap = fit_parser("python -m lcodec.train.zprior", __doc__.splitlines()[0], "LadderConfig.rate_z_priors",
+                    crops=600, steps=1500, lr=1e-2)
     args = ap.parse_args(argv)
 
-    spec = get_spec(args.codec)
-    codec = create_codec(args.codec, spec.default_quality)
+    codec, base, state = load_for_fit(args.codec, "rate_priors.")
     if getattr(codec, "rate_priors", None) is None:
         raise InputError(f"{args.codec} keeps one z prior for all rates (LadderConfig.rate_z_priors is off)")
-    base = weights_path(args.codec)
-    state = torch.load(base, map_location="cpu", weights_only=True)
-    own = codec.state_dict()
-    shared = {k: v for k, v in state["state_dict"].items() if not k.startswith("rate_priors.") and k in own}
-    missing = [k for k in own if not k.startswith("rate_priors.") and k not in shared]
-    if missing:
-        raise InputError(f"{base} lacks {len(missing)} tensors of {args.codec} (e.g. {missing[0]})")
-    codec.load_state_dict(shared, strict=False)
     for prior in codec.rate_priors:  # every rate starts from the shared prior
         prior.load_state_dict(codec.prior.state_dict())
-    codec.eval()
     torch.set_num_threads(min(torch.get_num_threads(), 2))
 
     counts = z_counts(codec, list_images(args.data), args.crops, seed=args.seed)
@@ -141,14 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             for r, entry in enumerate(log):
                 entry["held_out_z_bits_per_padded_pixel_shared_prior"] = shared_bits[r]
                 entry["held_out_z_bits_per_padded_pixel_rate_prior"] = float(_bits(codec.rate_priors[r], held[r])) / pixels
-    codec.export()
-    info = {"procedure": "python -m lcodec.train.zprior", "args": {k: str(v) for k, v in vars(args).items()},
-            "base_weights_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
-            "base_training": state.get("training"), "rates": log}
-    save_weights(codec, args.out, info)
-    if args.log:
-        args.log.parent.mkdir(parents=True, exist_ok=True)
-        args.log.write_text(json.dumps(info, indent=1) + "\n")
+    save_fit(codec, args, "python -m lcodec.train.zprior", base, state, {"rates": log})
     print(json.dumps(log, indent=1))
     return 0
 
