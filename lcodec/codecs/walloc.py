@@ -97,6 +97,11 @@ class WallocCodecBase(Codec):
             raise ModelError(f"{self.name}: no coding tables; load shipped weights or call export()")
         return self.tables
 
+    def _coding_tables(self) -> CodingTables:
+        """The tables the factorized section is coded with: the stored ones (a variable-rate ladder
+        may pick one set per rate point)."""
+        return self._require_tables()
+
     def _check_header(self, c: Container, modality: str) -> None:
         """Refuse a stream written by another codec, quality, weights set or coder."""
         if c.codec != self.name or c.quality != self.quality:
@@ -115,7 +120,7 @@ class WallocCodecBase(Codec):
         """Each symbol costs at least (precision - log2(largest count)) bits under its table, so a
         payload far shorter than that sum cannot hold the declared geometry: refuse it before
         allocating or decoding anything of that size (half the bound leaves room for coder rounding)."""
-        t = self._require_tables()
+        t = self._coding_tables()
         per_position = np.sum((t.precision - np.log2(t.counts.max(axis=1)))[channels])
         if 8 * len(payload) < 0.5 * positions * float(per_position):
             raise BitstreamError(f"payload of {len(payload)} bytes is too short for the declared {what}")

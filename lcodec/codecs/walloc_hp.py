@@ -316,7 +316,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
     # ------------------------------------------------------------------ coding
     def compress(self, x: torch.Tensor) -> bytes:
         """x (B, 3, H, W) or (3, H, W) in [0, 1] -> a complete lcodec container (z, then y)."""
-        z_tables, y_tables = self._require_tables(), self._require_y_tables()
+        z_tables, y_tables = self._coding_tables(), self._require_y_tables()
         x = self._check_input(x)
         if self.context is not None:  # one section per slice, in coding order
             y64, z = self._analyse(x)
@@ -370,7 +370,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
         c = self.parse(data)
         y_tables = self._require_y_tables()
         zshape = self.hyper_shape(c.geometry.shape)
-        z = decode_symbols(c.sections[0], self._z_indexes(zshape), self._require_tables())
+        z = decode_symbols(c.sections[0], self._z_indexes(zshape), self._coding_tables())
         z = torch.from_numpy(z.reshape(zshape))
         what = f"{c.geometry.shape[2]}x{c.geometry.shape[3]} image"
 
@@ -429,10 +429,12 @@ class WallocHyperpriorCodec(WallocCodecBase):
         return self.y_tables
 
     def _digest(self) -> bytes:
-        """sha256 over the tensors, the z tables and the y tables."""
-        h = hashlib.sha256(weights_digest(self.state_dict(), self._require_tables()))
-        h.update(bytes.fromhex(self._require_y_tables().sha256))
-        return h.digest()
+        """sha256 over ``_digest_parts``: the tensors, the z tables and the y tables."""
+        return hashlib.sha256(b"".join(self._digest_parts())).digest()
+
+    def _digest_parts(self) -> list[bytes]:
+        return [weights_digest(self.state_dict(), self._require_tables()),
+                bytes.fromhex(self._require_y_tables().sha256)]
 
     def export(self) -> None:
         """Round to the storage precision, freeze both entropy models into integer tables, hash."""

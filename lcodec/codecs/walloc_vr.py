@@ -29,7 +29,6 @@ and each gain starts at 1 / step for its lambda (high-rate theory, see ``initial
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -38,7 +37,7 @@ from torch import nn
 
 from lcodec.bitstream.tables import CodingTables
 from lcodec.codecs.base import RDOutput
-from lcodec.codecs.walloc import WallocImageCodec, weights_digest
+from lcodec.codecs.walloc import WallocImageCodec
 from lcodec.codecs.walloc_hp import HyperpriorConfig, WallocHyperpriorCodec
 from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.errors import ModelError
@@ -134,23 +133,16 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
             bits = bits.index_add(0, items, self.rate_priors[r](z[items])[1])
         return bits
 
-    def _require_tables(self) -> CodingTables:
+    def _coding_tables(self) -> CodingTables:
         if self.rate_priors is None:
-            return super()._require_tables()
-        if self.rate_tables is None:
-            raise ModelError(f"{self.name}: no per-rate z tables; load shipped weights or call export()")
-        return self.rate_tables[self.quality - 1]
+            return super()._coding_tables()
+        return self._all_rate_tables()[self.quality - 1]
 
-    def _digest(self) -> bytes:
-        """The hyperprior's digest, plus every rate point's z tables when there are several (the
-        same for every quality: it names the weights file, not the rate point)."""
-        if self.rate_priors is None:
-            return super()._digest()
-        h = hashlib.sha256(weights_digest(self.state_dict(), super()._require_tables()))
-        h.update(bytes.fromhex(self._require_y_tables().sha256))
-        for t in self._all_rate_tables():
-            h.update(bytes.fromhex(t.sha256))
-        return h.digest()
+    def _digest_parts(self) -> list[bytes]:
+        """The hyperprior's, plus every rate point's z tables (the hash names the weights file,
+        the same at every quality)."""
+        rates = self._all_rate_tables() if self.rate_priors is not None else []
+        return super()._digest_parts() + [bytes.fromhex(t.sha256) for t in rates]
 
     # ------------------------------------------------------------- the gains
     def _gain(self, index: torch.Tensor) -> torch.Tensor:
@@ -221,14 +213,13 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
     def weights_state(self) -> dict[str, object]:
         state = {**super().weights_state(), "quality": 0, "qualities": list(self.ladder.qualities),
                  "ladder_config": self.ladder.to_dict()}
-        if self.rate_priors is not None:  # "tables" stays the shared prior's (the base stores the coding ones)
-            state["tables"] = super()._require_tables().to_state()
+        if self.rate_priors is not None:
             state["rate_tables"] = [t.to_state() for t in self._all_rate_tables()]
         return state
 
     def _all_rate_tables(self) -> list[CodingTables]:
         if self.rate_tables is None:
-            raise ModelError(f"{self.name}: no per-rate z tables; call export()")
+            raise ModelError(f"{self.name}: no per-rate z tables; load shipped weights or call export()")
         return self.rate_tables
 
     def load_weights(self, state: dict[str, object]) -> None:

@@ -15,15 +15,14 @@ Every rate point contributes: each crop is cached at a random quality (its gain 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from lcodec.errors import InputError, ModelError
 
@@ -37,16 +36,13 @@ def cache_latents(codec, files: list[Path], crops: int, size: int = 256, seed: i
     (N, C, s/8, s/8) float32, "q": (N,) rate index}, through the codec's own (float32) transform."""
     from tqdm import tqdm
 
+    from lcodec.train.data import random_crops
+
     rng = random.Random(seed)
     gains = torch.exp(codec.log_gain.detach().double())  # (rates, C)
     hidden, resid, rates = [], [], []
     with tqdm(total=crops, disable=not progress, desc="cache latents", unit="crop") as bar:
-        while len(rates) < crops:
-            img = Image.open(rng.choice(files)).convert("RGB")
-            if min(img.size) < size:
-                continue
-            left, top = rng.randrange(img.size[0] - size + 1), rng.randrange(img.size[1] - size + 1)
-            x = torch.from_numpy(np.array(img.crop((left, top, left + size, top + size)))).permute(2, 0, 1)
+        for x in itertools.islice(random_crops(files, size, rng), crops):
             q = rng.randrange(len(gains))
             y = codec.analysis(x[None].float() / 255).double() * gains[q][None, :, None, None]
             z = codec._hyper_analysis(y)

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from lcodec.errors import InputError
 from lcodec.io.audio import AUDIO_SUFFIXES, read_audio
 from lcodec.io.image import IMAGE_SUFFIXES, read_image
 
-__all__ = ["ImageCropDataset", "AudioCropDataset", "list_images", "list_audio", "make_dataset"]
+__all__ = ["ImageCropDataset", "random_crops", "AudioCropDataset", "list_images", "list_audio", "make_dataset"]
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -22,6 +24,20 @@ def list_images(folder: str | Path) -> list[Path]:
     if not files:
         raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return files
+
+
+def random_crops(files: list[Path], size: int, rng) -> Iterator[torch.Tensor]:
+    """Endless random ``size`` x ``size`` RGB crops (3, size, size) uint8 of image files, drawn with
+    ``rng`` (a ``random.Random``; the caller may draw from it between crops); files smaller than
+    the crop are skipped."""
+    if not any(min(Image.open(f).size) >= size for f in files):  # header reads only
+        raise InputError(f"no image of at least {size}x{size} pixels to crop from")
+    while True:
+        img = Image.open(rng.choice(files)).convert("RGB")
+        if min(img.size) < size:
+            continue
+        left, top = rng.randrange(img.size[0] - size + 1), rng.randrange(img.size[1] - size + 1)
+        yield torch.from_numpy(np.array(img.crop((left, top, left + size, top + size)))).permute(2, 0, 1)
 
 
 class ImageCropDataset(Dataset):

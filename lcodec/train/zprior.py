@@ -13,13 +13,12 @@ crop is analysed once and its z taken at all six gains.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import sys
 
-import numpy as np
 import torch
-from PIL import Image
 
 from lcodec.errors import InputError
 
@@ -36,29 +35,22 @@ def z_counts(codec, images, crops: int | None = None, size: int = 256, seed: int
     from tqdm import tqdm
 
     from lcodec.io.image import read_image
+    from lcodec.train.data import random_crops
 
     gains = torch.exp(codec.log_gain.detach().double())  # (rates, C)
     counts = torch.zeros(len(gains), codec.hyper.hyper_channels, 2 * RANGE + 1, dtype=torch.float64)
-    rng = random.Random(seed)
+    if crops is None:  # whole images, padded as the coder pads them
+        inputs = (codec._pad(read_image(f)[None]) for f in images)
+    else:
+        inputs = (c[None].float() / 255 for c in itertools.islice(random_crops(images, size, random.Random(seed)), crops))
     total = crops if crops is not None else len(images)
     with tqdm(total=total, disable=not progress, desc="z histograms", unit="crop" if crops else "image") as bar:
-        done = 0
-        while done < total:
-            if crops is None:
-                x = codec._pad(read_image(images[done])[None])
-            else:
-                img = Image.open(rng.choice(images)).convert("RGB")
-                if min(img.size) < size:
-                    continue
-                left, top = rng.randrange(img.size[0] - size + 1), rng.randrange(img.size[1] - size + 1)
-                crop = np.array(img.crop((left, top, left + size, top + size)))
-                x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+        for x in inputs:
             y = codec.analysis(x).double()
             for r in range(len(gains)):
                 z = codec._hyper_analysis(y * gains[r][None, :, None, None])  # the coder's integer z
                 v = (z.clamp(-RANGE, RANGE) + RANGE).transpose(0, 1).reshape(z.shape[1], -1)
                 counts[r].scatter_add_(1, v, torch.ones_like(v, dtype=torch.float64))
-            done += 1
             bar.update(1)
     return counts
 

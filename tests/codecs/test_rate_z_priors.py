@@ -38,7 +38,7 @@ def test_each_quality_codes_z_with_its_own_tables_and_decodes(zc, photo):
     hashes = set()
     for q in (1, 3, 6):
         zc.quality = q
-        assert zc._require_tables() is zc.rate_tables[q - 1] and zc._z_prior() is zc.rate_priors[q - 1]
+        assert zc._coding_tables() is zc.rate_tables[q - 1] and zc._z_prior() is zc.rate_priors[q - 1]
         data = zc.compress(photo)
         y, z, _ = zc.decompress_symbols(data)
         y_ref, z_ref = zc.latent_symbols(photo)
