@@ -10,7 +10,7 @@ import torch
 from lcodec.errors import ModelError
 from lcodec.registry import CodecSpec, create_codec, get_spec, list_codecs
 
-__all__ = ["load", "list_codecs", "decompress", "weights_path", "file_sha256"]
+__all__ = ["load", "list_codecs", "decompress", "weights_path", "file_sha256", "with_base"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _QUALITY_SUFFIX = re.compile(r"^(?P<name>.+)-q(?P<q>\d+)$")
@@ -46,6 +46,25 @@ def weights_path(name: str, quality: int | None = None) -> Path:
     return WEIGHTS_DIR / spec.weights[quality]
 
 
+def with_base(state: dict, path: Path) -> dict:
+    """A weights file may hold only the tensors that differ from another shipped file (``base``,
+    in the same folder, pinned by its sha256): those under the prefix ``replaced``. Returns the
+    complete state: the base's other tensors, then the file's tensors and entries."""
+    if "base" not in state:
+        return state
+    base = path.parent / str(state["base"])
+    if not base.exists():
+        raise ModelError(f"{path} is laid over {base.name}, which is missing; reinstall lcodec")
+    if file_sha256(base) != state.get("base_sha256"):
+        raise ModelError(f"{path} was fitted onto another version of {base.name} (sha256 differs); "
+                         "refit it or reinstall lcodec")
+    below = torch.load(base, map_location="cpu", weights_only=True)
+    prefix = str(state["replaced"])
+    tensors = {k: v for k, v in below["state_dict"].items() if not k.startswith(prefix)}
+    extra = {k: v for k, v in state.items() if k not in ("base", "base_sha256", "replaced", "state_dict")}
+    return {**below, **extra, "state_dict": {**tensors, **state["state_dict"]}}
+
+
 def load(name: str, quality: int | None = None, device: str | torch.device = "cpu"):
     """Shipped codec ``name`` at ``quality`` (default: the spec's), in eval mode.
 
@@ -61,7 +80,7 @@ def load(name: str, quality: int | None = None, device: str | torch.device = "cp
     expected = spec.weights_sha256.get(quality)
     if expected and file_sha256(path) != expected:
         raise ModelError(f"{path} does not match its recorded sha256; the file is damaged or was replaced")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = with_base(torch.load(path, map_location="cpu", weights_only=True), path)
     if state.get("name") != spec.name or quality not in _stored_qualities(state):
         raise ModelError(f"{path} holds {state.get('name')} q{state.get('quality')}, not {spec.name} q{quality}")
     codec = create_codec(spec.name, quality)

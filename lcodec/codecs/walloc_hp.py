@@ -45,6 +45,7 @@ from lcodec.codecs.refereed import (SYMBOL_MARGIN, Z_MARGIN, conv_at_elements, c
                                     round_refereed)
 from lcodec.codecs.walloc import _LIGHT, MAX_IMAGE_PIXELS, WallocCodecBase, WallocImageCodec, weights_digest
 from lcodec.entropy.channel_context import ChannelContext
+from lcodec.entropy.scale_mixture import ScaleMixtureContext
 from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.entropy.gaussian import GaussianConditional, scale_table
 from lcodec.entropy.integer_net import index_synthesis
@@ -72,6 +73,9 @@ class HyperpriorConfig(ConfigDict):
     # (lcodec.entropy.channel_context); 0: the plain hyperprior
     context_slices: int = 0
     context_hidden: int = 128  # width of each slice's mean correction (0: the context only picks tables)
+    # True: the context's tables are two-component Gaussian scale mixtures (stored integer tables,
+    # lcodec.entropy.scale_mixture; needs context_slices >= 2 and context_hidden = 0)
+    context_mixture: bool = False
 
 
 def _min_bits_per_symbol(tables: CodingTables) -> np.ndarray:
@@ -120,7 +124,13 @@ class WallocHyperpriorCodec(WallocCodecBase):
         self.gaussian = GaussianConditional(scale_table(hyper.num_scales, hyper.min_scale, hyper.max_scale))
         self.y_tables: CodingTables | None = None
         self.context: ChannelContext | None = None
-        if hyper.context_slices:  # the index net's head then only initialises the slices' heads
+        if hyper.context_mixture and (hyper.context_slices < 2 or hyper.context_hidden):
+            raise ModelError("context_mixture needs context_slices >= 2 and context_hidden = 0")
+        if hyper.context_mixture:
+            self.context = ScaleMixtureContext(c, hyper.context_slices, hyper.index_hidden,
+                                               self.gaussian.scale_table.numpy())
+            self.context.init_from_head(self.index_net.layers[-1])
+        elif hyper.context_slices:  # the index net's head then only initialises the slices' heads
             self.context = ChannelContext(c, hyper.context_slices, hyper.index_hidden, hyper.num_scales,
                                           hyper.context_hidden)
             self.context.init_from_head(self.index_net.layers[-1])
@@ -411,8 +421,11 @@ class WallocHyperpriorCodec(WallocCodecBase):
         else:
             y_sym, z = self.latent_symbols(x)
             index = self.table_indexes(z)
-        scales = self.gaussian.scale_table.cpu()[index]  # float64
-        y_bits = -torch.log2(self.gaussian.likelihood(y_sym.double(), scales)).sum()
+        if self.hyper.context_mixture:  # the stored mixture tables' own cost
+            y_bits = self._require_y_tables().information_content(y_sym.numpy(), index.numpy())
+        else:
+            scales = self.gaussian.scale_table.cpu()[index]  # float64
+            y_bits = -torch.log2(self.gaussian.likelihood(y_sym.double(), scales)).sum()
         prior = self._z_prior()
         z_float = z.to(next(prior.parameters()).device, torch.float32)
         z_bits = -torch.log2(prior.likelihood(z_float)).sum()
@@ -440,7 +453,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
         """Round to the storage precision, freeze both entropy models into integer tables, hash."""
         self._round_to_storage()
         self.tables = self.prior.export_tables()
-        self.y_tables = self.gaussian.tables()
+        self.y_tables = self.context.tables() if self.hyper.context_mixture else self.gaussian.tables()
         self.weights_hash = self._digest()
 
     def weights_state(self) -> dict[str, object]:
@@ -462,7 +475,8 @@ class WallocHyperpriorCodec(WallocCodecBase):
                              f"not {self.cfg}, {self.hyper}")
         tables = CodingTables.from_state(state["tables"])
         y_tables = CodingTables.from_state(state["y_tables"])
-        if tables.num_tables != self.hyper.hyper_channels or y_tables.num_tables != self.hyper.num_scales:
+        y_count = self.context.num_tables if self.hyper.context_mixture else self.hyper.num_scales
+        if tables.num_tables != self.hyper.hyper_channels or y_tables.num_tables != y_count:
             raise ModelError(f"{self.name} q{self.quality}: stored tables do not fit the configuration")
         self.load_state_dict(state["state_dict"])
         self.tables, self.y_tables = tables, y_tables

@@ -117,7 +117,12 @@ class ChannelContext(nn.Module):
     def indexes(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor]) -> torch.Tensor:
         """Exact table indexes of slice ``s`` (int64, CPU) from the hidden integer features
         (float64 integers) and the integer symbols of slices ``< s``."""
-        dev = next(self.heads[s].parameters()).device
+        return self._exact(self.heads[s], hidden, symbols)
+
+    @torch.no_grad()
+    def _exact(self, head: IntegerConv, hidden: torch.Tensor, symbols: list[torch.Tensor]) -> torch.Tensor:
+        """An integer head's exact output (int64, CPU) on the hidden features and the context."""
+        dev = next(head.parameters()).device
         inputs = torch.cat([hidden, *[c.double() for c in self.context(symbols)]], 1)
         b, _, h, w = inputs.shape
         out = torch.empty((b, self.width, h, w), dtype=torch.int64)
@@ -126,7 +131,7 @@ class ChannelContext(nn.Module):
             for r0 in range(0, h, rows):
                 r1 = min(h, r0 + rows)
                 s0, s1 = max(0, r0 - 1), min(h, r1 + 1)
-                band = self.heads[s].forward_exact(inputs[i : i + 1, :, s0:s1].to(dev))
+                band = head.forward_exact(inputs[i : i + 1, :, s0:s1].to(dev))
                 out[i : i + 1, :, r0:r1] = band[:, :, r0 - s0 : r1 - s0].to(torch.int64).cpu()
         return out
 

@@ -12,6 +12,12 @@ a step costs the context networks alone (no transform, no decoder).
         --crops 1600 --steps 3000 --out lcodec/weights/walloc-rgb-rd.pt
 
 Every rate point contributes: each crop is cached at a random quality (its gain applied).
+
+``walloc-rgb-rd-gmm`` (Gaussian scale-mixture tables, ``lcodec.entropy.scale_mixture``) is fitted
+the same way onto rd's file, starting from rd's fitted scale heads::
+
+    python -m lcodec.train.context walloc-rgb-rd-gmm --base walloc-rgb-rd --data ../shared/data/images/train \
+        --held-out ../shared/data/images/val --out lcodec/weights/walloc-rgb-rd-gmm.pt
 """
 from __future__ import annotations
 
@@ -27,6 +33,9 @@ import torch
 from lcodec.errors import InputError, ModelError
 
 __all__ = ["cache_latents", "fit_context", "main"]
+
+# the tensors a scale-mixture context adds to a Gaussian one (lcodec.entropy.scale_mixture)
+NEW_IN_MIXTURE = ("context.spread_heads.", "context.weight_heads.", "context.scale_table", "context.spread_values")
 
 
 @torch.no_grad()
@@ -70,12 +79,16 @@ def _bits(codec, hidden: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
 def exact_bits(codec, cache: dict[str, torch.Tensor], batch: int = 40) -> float:
     """Bits of y per cached item as the coder would spend them (exact indexes, rounded symbols)."""
     total = 0.0
+    mixture = codec.context.tables() if codec.hyper.context_mixture else None
     for i in range(0, len(cache["q"]), batch):
         r = cache["r"][i : i + batch].double()
         symbols, indexes, _ = codec.context.encode(r, torch.zeros_like(r), cache["hidden"][i : i + batch].double())
-        scales = codec.gaussian.scale_table.cpu()[torch.cat(indexes, 1)]
-        sym = torch.cat(symbols, 1).double()
-        total += float(-torch.log2(codec.gaussian.likelihood(sym, scales)).sum())
+        index, sym = torch.cat(indexes, 1), torch.cat(symbols, 1)
+        if mixture is not None:  # the stored mixture tables' cost
+            total += mixture.information_content(sym.numpy(), index.numpy())
+        else:
+            scales = codec.gaussian.scale_table.cpu()[index]
+            total += float(-torch.log2(codec.gaussian.likelihood(sym.double(), scales)).sum())
     return total / len(cache["q"])
 
 
@@ -122,12 +135,29 @@ def main(argv: list[str] | None = None) -> int:
     ap = fit_parser("python -m lcodec.train.context", __doc__.splitlines()[0], "context_slices",
                     crops=1600, steps=3000, lr=1e-3)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--base", default=None,
+                    help="fit a variant onto another shipped ladder's file (walloc-rgb-rd-gmm onto walloc-rgb-rd): "
+                         "the scale heads start from its fitted context and --out holds only the context, laid "
+                         "over that file")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from the context tensors of this weights file (e.g. to carry a fitted context "
+                         "over to a new version of --base with --steps 0: the context reads nothing --base changed)")
     args = ap.parse_args(argv)
 
-    codec, base, state = load_for_fit(args.codec, "context.")
+    if args.base:  # everything but the variant's own heads and tables comes from the base
+        codec, base, state = load_for_fit(args.codec, NEW_IN_MIXTURE, source=args.base)
+    else:
+        codec, base, state = load_for_fit(args.codec, "context.")
     if codec.context is None:
         raise InputError(f"{args.codec} has no channel context to fit")
-    codec.context.init_from_head(codec.index_net.layers[-1])  # the plain hyperprior, then fit
+    if args.init is not None:
+        tensors = torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"]
+        own = {k: v for k, v in tensors.items() if k.startswith("context.")}
+        if set(own) != {k for k in codec.state_dict() if k.startswith("context.")}:
+            raise InputError(f"{args.init} does not hold this codec's context tensors")
+        codec.load_state_dict(own, strict=False)
+    elif not args.base:
+        codec.context.init_from_head(codec.index_net.layers[-1])  # the plain hyperprior, then fit
     torch.set_num_threads(min(torch.get_num_threads(), 2))
 
     files = list_images(args.data)
@@ -138,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     log = fit_context(codec, cache, args.steps, args.lr, args.batch, args.seed, held)
     info = save_fit(codec, args, "python -m lcodec.train.context", base, state,
                     {"held_out_y_bpp_at_start": start, "held_out_y_bpp_at_end": log[-1].get("held_out_y_bpp") if log else start},
-                    log_only={"log": log})
+                    log_only={"log": log}, replaced="context." if args.base else "")
     print(json.dumps(info, indent=1))
     return 0
 

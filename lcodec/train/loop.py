@@ -193,12 +193,23 @@ def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:
     return save_weights(codec, dest, {"recipe": ck["recipe"], "step": int(ck["step"])})
 
 
-def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict) -> Path:
+def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict, over: Path | None = None,
+                 replaced: str = "") -> Path:
     """Write an exported codec's weights (with how they were trained) and record the file's
-    sha256 in the folder's manifest.json."""
+    sha256 in the folder's manifest.json.
+
+    ``over``: a shipped weights file (same folder) this one is laid over: only the tensors whose
+    names start with ``replaced`` are written, with the base's name and sha256; ``lcodec.load``
+    takes every other tensor from the base (``lcodec.api.with_base``)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _save(dest, {**codec.weights_state(), "training": training})
+    state = {**codec.weights_state(), "training": training}
+    if over is not None:
+        if not replaced:
+            raise InputError("an overlay weights file needs the prefix of the tensors it replaces")
+        state["state_dict"] = {k: v for k, v in state["state_dict"].items() if k.startswith(replaced)}
+        state.update(base=over.name, base_sha256=hashlib.sha256(over.read_bytes()).hexdigest(), replaced=replaced)
+    _save(dest, state)
     manifest_path = dest.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest[dest.name] = hashlib.sha256(dest.read_bytes()).hexdigest()
@@ -227,16 +238,17 @@ def fit_parser(prog: str, description: str, needs: str, crops: int, steps: int, 
     return ap
 
 
-def load_for_fit(name: str, refit: str) -> tuple[torch.nn.Module, Path, dict]:
-    """A codec ``name`` at its default quality holding the shipped file's tensors, all but those
-    under ``refit`` (a state-dict prefix, e.g. "context."), which the caller re-initialises and
-    fits. Returns (codec in eval mode, path of the shipped file, its loaded state)."""
-    from lcodec.api import weights_path
+def load_for_fit(name: str, refit: str | tuple[str, ...], source: str | None = None) -> tuple[torch.nn.Module, Path, dict]:
+    """A codec ``name`` at its default quality holding the shipped file's tensors (of codec
+    ``source`` if given, e.g. the ladder a variant is fitted onto), all but those under ``refit``
+    (state-dict prefixes, e.g. "context."), which the caller re-initialises and fits. Returns
+    (codec in eval mode, path of the shipped file, its loaded state)."""
+    from lcodec.api import weights_path, with_base
     from lcodec.registry import get_spec
 
     codec = create_codec(name, get_spec(name).default_quality)
-    base = weights_path(name)
-    state = torch.load(base, map_location="cpu", weights_only=True)
+    base = weights_path(source or name)
+    state = with_base(torch.load(base, map_location="cpu", weights_only=True), base)
     own = codec.state_dict()
     kept = {k: v for k, v in state["state_dict"].items() if not k.startswith(refit) and k in own}
     missing = [k for k in own if not k.startswith(refit) and k not in kept]
@@ -248,15 +260,16 @@ def load_for_fit(name: str, refit: str) -> tuple[torch.nn.Module, Path, dict]:
 
 
 def save_fit(codec: torch.nn.Module, args, procedure: str, base: Path, state: dict, results: dict,
-             log_only: dict | None = None) -> dict:
+             log_only: dict | None = None, replaced: str = "") -> dict:
     """Export ``codec`` and write it to ``args.out`` with how it was fitted (``procedure``, the
     arguments, the base file's sha256 and training record, ``results``); the same record plus
-    ``log_only`` (e.g. a per-step log) goes to ``args.log`` if given. Returns the record."""
+    ``log_only`` (e.g. a per-step log) goes to ``args.log`` if given. ``replaced``: write only the
+    tensors under that prefix, laid over ``base`` (``save_weights``). Returns the record."""
     codec.export()
     info = {"procedure": procedure, "args": {k: str(v) for k, v in vars(args).items()},
             "base_weights_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
             "base_training": state.get("training"), **results}
-    save_weights(codec, args.out, info)
+    save_weights(codec, args.out, info, over=base if replaced else None, replaced=replaced)
     if args.log:
         args.log.parent.mkdir(parents=True, exist_ok=True)
         args.log.write_text(json.dumps({**info, **(log_only or {})}, indent=1) + "\n")
