@@ -37,10 +37,10 @@ from torch import nn
 
 from lcodec.bitstream.tables import CodingTables
 from lcodec.codecs.base import RDOutput
-from lcodec.codecs.walloc import WallocImageCodec
 from lcodec.codecs.walloc_hp import HyperpriorConfig, WallocHyperpriorCodec
 from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.errors import ModelError
+from lcodec.models.postfilter import PostFilter
 from lcodec.models.walloc import ConfigDict, WallocConfig, packet_klt
 from lcodec.registry import CodecSpec, register_codec
 
@@ -60,6 +60,9 @@ class LadderConfig(ConfigDict):
     # rate's gain, so a shared density fits none of them well; measured on images/val: -3% to -19% of
     # z's bits, see lcodec.train.zprior, which fits them on a trained ladder).
     rate_z_priors: bool = False
+    # > 0: a decoder-side post-filter of this width (lcodec.models.postfilter), told the rate point,
+    # fitted after the ladder by lcodec.train.postfilter; 0: none
+    postfilter: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lmbdas", tuple(float(v) for v in self.lmbdas))  # lists from checkpoints
@@ -118,6 +121,7 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
             self.rate_priors = nn.ModuleList([FactorizedPrior(hyper.hyper_channels) for _ in ladder.lmbdas])
             for prior in self.rate_priors:
                 prior.load_state_dict(self.prior.state_dict())
+        self.postfilter = PostFilter(len(ladder.lmbdas), ladder.postfilter) if ladder.postfilter else None
 
     # ------------------------------------------------------- z prior per rate
     def _z_prior(self) -> FactorizedPrior:
@@ -188,9 +192,18 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Gained y_hat -> x_hat (B, 3, H, W) clamped to [0, 1], cropped to ``size`` if given."""
+        x_hat = self.synthesise(latents)
+        if self.postfilter is not None:
+            x_hat = self.postfilter(x_hat, self.quality - 1)
+        x_hat = x_hat.clamp_(0, 1)
+        return x_hat if size is None else x_hat[..., : size[0], : size[1]]
+
+    @torch.no_grad()
+    def synthesise(self, latents: torch.Tensor) -> torch.Tensor:
+        """Gained y_hat -> the synthesis output (B, 3, H, W) of the padded size, before the
+        post-filter and the clamp (what ``lcodec.train.postfilter`` fits the filter on)."""
         dev = next(self.synthesis.parameters()).device
-        ungained = (latents.cpu().double() / self._gain64()).to(dev, torch.float32)
-        return WallocImageCodec.decode_latents(self, ungained, size)
+        return self.synthesis((latents.cpu().double() / self._gain64()).to(dev, torch.float32))
 
     # ------------------------------------------------------------ the weights
     @torch.no_grad()
@@ -244,6 +257,9 @@ VR_HYPER = HyperpriorConfig(hyper_channels=48, analysis_hidden=128, index_hidden
 # rd codes y in 4 channel slices whose tables also read the earlier slices' symbols
 # (lcodec.entropy.channel_context; fitted on CPU onto the GPU-trained ladder: lcodec.train.context)
 VR_HYPER_RD = dataclasses.replace(VR_HYPER, context_slices=4, context_hidden=0)
+# rd-gmm: rd's transform and side path, its tables two-component Gaussian scale mixtures
+# (lcodec.entropy.scale_mixture; fitted on CPU onto rd's frozen transform: lcodec.train.context --base)
+VR_HYPER_RD_GMM = dataclasses.replace(VR_HYPER_RD, context_mixture=True)
 VR_LADDER = LadderConfig(balance=0.5)
 VR_LADDER_Z = dataclasses.replace(VR_LADDER, rate_z_priors=True)  # z priors fitted per rate: lcodec.train.zprior
 _ENTROPY = ("mean-scale Gaussian hyperprior (Balle et al. 2018; Minnen et al. 2018) with per-rate gain "
@@ -276,3 +292,17 @@ def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
                       "symbols (channel context, Minnen & Singh 2020)"))
 def walloc_rgb_rd(quality: int) -> WallocVariableRateCodec:
     return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER_RD, VR_LADDER_Z, name="walloc-rgb-rd", quality=quality)
+
+
+@register_codec(_spec("walloc-rgb-rd-gmm",
+                      "walloc-rgb-rd's (the same tensors: its weights file holds only the entropy model's "
+                      "heads and tables, over walloc-rgb-rd.pt)",
+                      "walloc-rgb-rd with Gaussian-mixture tables: six rates; same reconstruction as rd, "
+                      "different rate",
+                      shipped=True,
+                      entropy=_ENTROPY + "; y in 4 channel slices, each latent's table a two-component Gaussian "
+                      "scale mixture (weights, scales from exact integer heads; Cheng et al. 2020) from a "
+                      "stored set of integer-mixed tables"))
+def walloc_rgb_rd_gmm(quality: int) -> WallocVariableRateCodec:
+    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER_RD_GMM, VR_LADDER_Z, name="walloc-rgb-rd-gmm",
+                                   quality=quality)
