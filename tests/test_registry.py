@@ -49,3 +49,24 @@ def test_recipe_only_codecs_say_how_to_get_their_weights():
     for spec in unshipped:
         with pytest.raises(ModelError, match="no shipped weights .*codec train"):
             lcodec.load(spec.name)
+
+
+def test_overlay_weights_take_the_rest_from_their_pinned_base(tmp_path):
+    """A weights file laid over another (``lcodec.api.with_base``): the base's other tensors and
+    entries, the file's own on top; a missing or changed base is refused, never half-loaded."""
+    from lcodec.api import file_sha256, with_base
+
+    base = tmp_path / "base.pt"
+    torch.save({"name": "b", "tables": 1, "state_dict": {"t.a": torch.ones(2), "context.h": torch.zeros(3)}}, base)
+    over = {"name": "o", "base": "base.pt", "base_sha256": file_sha256(base), "replaced": "context.",
+            "state_dict": {"context.h": torch.full((4,), 2.0)}}
+    got = with_base(over, tmp_path / "over.pt")
+    assert got["name"] == "o" and got["tables"] == 1 and "base" not in got
+    assert set(got["state_dict"]) == {"t.a", "context.h"} and torch.equal(got["state_dict"]["context.h"], torch.full((4,), 2.0))
+    assert with_base({"name": "plain"}, tmp_path / "x.pt") == {"name": "plain"}
+    torch.save({"name": "b", "state_dict": {"t.a": torch.zeros(2)}}, base)  # the base changed
+    with pytest.raises(ModelError, match="another version"):
+        with_base(over, tmp_path / "over.pt")
+    base.unlink()
+    with pytest.raises(ModelError, match="missing"):
+        with_base(over, tmp_path / "over.pt")
