@@ -262,6 +262,8 @@ VR_HYPER_RD = dataclasses.replace(VR_HYPER, context_slices=4, context_hidden=0)
 VR_HYPER_RD_GMM = dataclasses.replace(VR_HYPER_RD, context_mixture=True)
 VR_LADDER = LadderConfig(balance=0.5)
 VR_LADDER_Z = dataclasses.replace(VR_LADDER, rate_z_priors=True)  # z priors fitted per rate: lcodec.train.zprior
+# rd (and rd-gmm, which shares its decoder) also post-filter the decoded image: lcodec.train.postfilter
+VR_LADDER_Z_PF = dataclasses.replace(VR_LADDER_Z, postfilter=32)
 _ENTROPY = ("mean-scale Gaussian hyperprior (Balle et al. 2018; Minnen et al. 2018) with per-rate gain "
             "units (Cui et al. 2021); table indexes from an exact integer network; 16-bit integer tables")
 _PAPERS = ("Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024; "
@@ -291,7 +293,7 @@ def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
                       entropy=_ENTROPY + "; y coded in 4 channel slices whose tables also read the earlier slices' "
                       "symbols (channel context, Minnen & Singh 2020)"))
 def walloc_rgb_rd(quality: int) -> WallocVariableRateCodec:
-    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER_RD, VR_LADDER_Z, name="walloc-rgb-rd", quality=quality)
+    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER_RD, VR_LADDER_Z_PF, name="walloc-rgb-rd", quality=quality)
 
 
 @register_codec(_spec("walloc-rgb-rd-gmm",
@@ -304,5 +306,5 @@ def walloc_rgb_rd(quality: int) -> WallocVariableRateCodec:
                       "scale mixture (weights, scales from exact integer heads; Cheng et al. 2020) from a "
                       "stored set of integer-mixed tables"))
 def walloc_rgb_rd_gmm(quality: int) -> WallocVariableRateCodec:
-    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER_RD_GMM, VR_LADDER_Z, name="walloc-rgb-rd-gmm",
+    return WallocVariableRateCodec(WALLOC_RGB_RD, VR_HYPER_RD_GMM, VR_LADDER_Z_PF, name="walloc-rgb-rd-gmm",
                                    quality=quality)
