@@ -97,6 +97,8 @@ def fit_context(codec, cache: dict[str, torch.Tensor], steps: int, lr: float = 1
     """Adam on the context's parameters only (lr / 10 for the last 20% of steps); returns a log."""
     from tqdm import tqdm
 
+    from lcodec.train.loop import drop_lr
+
     if codec.context is None:
         raise ModelError(f"{codec.name} has no channel context (HyperpriorConfig.context_slices)")
     gen = torch.Generator().manual_seed(seed)
@@ -108,9 +110,7 @@ def fit_context(codec, cache: dict[str, torch.Tensor], steps: int, lr: float = 1
     t0 = time.time()
     with tqdm(range(1, steps + 1), disable=not progress, desc="fit context", unit="step") as bar:
         for step in bar:
-            if step == int(0.8 * steps) + 1:
-                for group in opt.param_groups:
-                    group["lr"] = lr / 10
+            drop_lr(opt, step, steps, lr)
             i = torch.randint(len(cache["q"]), (batch,), generator=gen)
             loss = _bits(codec, cache["hidden"][i], cache["r"][i]) / (batch * pixels)
             opt.zero_grad()

@@ -220,6 +220,13 @@ def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict, over:
 # ------------------------------------------------------------- post-hoc fits onto shipped weights
 # (``python -m lcodec.train.context`` and ``python -m lcodec.train.zprior``: a part of a shipped
 # ladder is re-fitted on CPU while every other tensor stays as shipped)
+def drop_lr(opt: torch.optim.Optimizer, step: int, steps: int, lr: float) -> None:
+    """The post-hoc fits' schedule: ``lr`` until 80% of ``steps``, then ``lr / 10``."""
+    if step == int(0.8 * steps) + 1:
+        for group in opt.param_groups:
+            group["lr"] = lr / 10
+
+
 def fit_parser(prog: str, description: str, needs: str, crops: int, steps: int, lr: float):
     """The arguments both fits share: codec, --data, --held-out, --crops, --steps, --lr, --seed,
     --out, --log."""

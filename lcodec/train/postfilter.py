@@ -74,6 +74,8 @@ def fit_postfilter(codec, cache: dict[str, torch.Tensor], steps: int, lr: float 
     sub-crops of the cached crops; returns a log."""
     from tqdm import tqdm
 
+    from lcodec.train.loop import drop_lr
+
     pf = codec.postfilter
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -84,9 +86,7 @@ def fit_postfilter(codec, cache: dict[str, torch.Tensor], steps: int, lr: float 
     t0 = time.time()
     with tqdm(range(1, steps + 1), disable=not progress, desc="fit post-filter", unit="step") as bar:
         for step in bar:
-            if step == int(0.8 * steps) + 1:
-                for group in opt.param_groups:
-                    group["lr"] = lr / 10
+            drop_lr(opt, step, steps, lr)
             i = torch.randint(len(cache["q"]), (batch,), generator=gen)
             r, c = (int(v) for v in torch.randint(full - size + 1, (2,), generator=gen))
             x = cache["x"][i, :, r : r + size, c : c + size].float() / 255

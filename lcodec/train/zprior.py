@@ -66,15 +66,15 @@ def fit_rate_priors(codec, counts: torch.Tensor, steps: int = 1500, lr: float = 
     """Adam on each rate point's prior (from its current state; lr / 10 for the last 20%)."""
     from tqdm import tqdm
 
+    from lcodec.train.loop import drop_lr
+
     log = []
     for r, prior in enumerate(codec.rate_priors):
         n = float(counts[r].sum())
         opt = torch.optim.Adam(prior.parameters(), lr=lr)
         start = float(_bits(prior, counts[r]).detach()) / n
         for step in tqdm(range(steps), disable=not progress, desc=f"z prior q{r + 1}", unit="step"):
-            if step == int(0.8 * steps):
-                for group in opt.param_groups:
-                    group["lr"] = lr / 10
+            drop_lr(opt, step + 1, steps, lr)  # steps counted from 1 there
             loss = _bits(prior, counts[r]) / n
             opt.zero_grad()
             loss.backward()
