@@ -129,10 +129,10 @@ class WallocHyperpriorCodec(WallocCodecBase):
         if hyper.context_mixture:
             self.context = ScaleMixtureContext(c, hyper.context_slices, hyper.index_hidden,
                                                self.gaussian.scale_table.numpy())
-            self.context.init_from_head(self.index_net.layers[-1])
-        elif hyper.context_slices:  # the index net's head then only initialises the slices' heads
+        elif hyper.context_slices:
             self.context = ChannelContext(c, hyper.context_slices, hyper.index_hidden, hyper.num_scales,
                                           hyper.context_hidden)
+        if self.context is not None:  # the index net's head then only initialises the slices' heads
             self.context.init_from_head(self.index_net.layers[-1])
 
     @property
@@ -384,9 +384,11 @@ class WallocHyperpriorCodec(WallocCodecBase):
         z = torch.from_numpy(z.reshape(zshape))
         what = f"{c.geometry.shape[2]}x{c.geometry.shape[3]} image"
 
+        floor_bits = _min_bits_per_symbol(y_tables)  # once per stream, not per section
+
         def read(section: int, indexes: torch.Tensor) -> torch.Tensor:
             flat = indexes.numpy().reshape(-1)
-            min_bits = np.bincount(flat, minlength=y_tables.num_tables) @ _min_bits_per_symbol(y_tables)
+            min_bits = np.bincount(flat, minlength=y_tables.num_tables) @ floor_bits
             self._check_floor(c.sections[1 + section], float(min_bits), what)
             return torch.from_numpy(decode_symbols(c.sections[1 + section], flat, y_tables).reshape(indexes.shape))
 

@@ -34,7 +34,7 @@ def cache_decoded(codec, crops, progress: bool = True) -> dict[str, torch.Tensor
     from tqdm import tqdm
 
     xs, syn, rates = [], [], []
-    rates_n = len(codec.ladder.lmbdas)
+    rates_n, keep = len(codec.ladder.lmbdas), codec.quality
     for i, x in enumerate(tqdm(crops, disable=not progress, desc="decode crops", unit="crop")):
         q = i % rates_n
         codec.quality = q + 1
@@ -42,6 +42,7 @@ def cache_decoded(codec, crops, progress: bool = True) -> dict[str, torch.Tensor
         syn.append(codec.synthesise(codec.encode_latents(xf)).to(torch.float16))
         xs.append(x[None])
         rates.append(q)
+    codec.quality = keep
     return {"x": torch.cat(xs), "syn": torch.cat(syn), "q": torch.tensor(rates)}
 
 
