@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lcodec.eval.adapters import MediaItem, get_eval_codec
+from lcodec.eval.adapters import LearnedCodec, MediaItem, get_eval_codec
 from lcodec.eval.harness import aggregate, evaluate, load_items, write_report
 
 
@@ -48,23 +48,21 @@ def matched_rate_gain(rows, learned: str, classical: str) -> tuple[float | None,
     return (statistics.fmean(gains) if gains else None), len(gains)
 
 
-def section_bpp(name: str, quality: int, items: list[MediaItem]) -> dict[str, float]:
-    """Mean bpp of the side information and the main latents (real bytes), and of the header: for
-    a hyperprior codec section 1 is the side information (z) and the rest the main latents (y, one
-    section per channel slice with a channel context); a single section is all main latents."""
-    import lcodec
-    from lcodec.bitstream.container import read_container
-
-    codec = lcodec.load(name, quality)
+def section_bpp(codec: LearnedCodec, quality: int, items: list[MediaItem]) -> dict[str, float]:
+    """Mean bpp of the side information and the main latents (real bytes), and of the header, from
+    the sections of the benchmark's own encodes (``LearnedCodec.section_bytes``): for a hyperprior
+    codec section 1 is the side information (z) and the rest the main latents (y, one section per
+    channel slice with a channel context); a single section is all main latents. The header is
+    the file size the harness measured minus the sections."""
     per: dict[str, list[float]] = {}
     for item in items:
-        data = codec.compress(item.x)
-        sections = read_container(data).sections
+        sections = codec.section_bytes[(item.name, quality)]
         side, main = (sections[:1], sections[1:]) if len(sections) >= 2 else ((), sections)
         if side:
-            per.setdefault("side_bpp", []).append(8 * len(side[0]) / item.pixels)
-        per.setdefault("main_bpp", []).append(8 * sum(map(len, main)) / item.pixels)
-        per.setdefault("header_bpp", []).append(8 * (len(data) - sum(map(len, sections))) / item.pixels)
+            per.setdefault("side_bpp", []).append(8 * side[0] / item.pixels)
+        per.setdefault("main_bpp", []).append(8 * sum(main) / item.pixels)
+        per.setdefault("header_bpp", []).append(8 * (codec.file_bytes[(item.name, quality)] - sum(sections))
+                                                / item.pixels)
     return {k: statistics.fmean(v) for k, v in per.items()}
 
 
@@ -101,7 +99,7 @@ def main() -> None:
                      "estimated_bpp": learned.estimated_rate[i],
                      **{k: v[i] for k, v in learned.metrics.items()},
                      "encode_s": learned.encode_s[i], "decode_s": learned.decode_s[i],
-                     **section_bpp(name, q, items)}
+                     **section_bpp(codecs[learned_names.index(name)], q, items)}
             for classical in ("jpeg", "webp"):
                 sub = [r for r in rows if r.codec != name or r.quality == q]
                 gain, n = matched_rate_gain(sub, name, classical)

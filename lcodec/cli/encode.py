@@ -24,6 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", default=None,
                    help="registered codec name (default: walloc-rgb for images, walloc-audio for audio)")
     p.add_argument("--quality", type=int, default=None, help="rate point (default: the codec's default)")
+    p.add_argument("--refine", type=int, default=0, metavar="N",
+                   help="images, variable-rate codecs (walloc-rgb-rd, walloc-rgb-light): N steps of encoder-side "
+                        "latent refinement; smaller files at equal quality, about 1 s per step per megapixel on "
+                        "2 cores; decoding is unchanged (default 0: off)")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.set_defaults(func=main)
 
@@ -43,9 +47,14 @@ def main(args: argparse.Namespace) -> int:
     if not args.input.exists():
         raise InputError(f"{args.input}: no such file")
     modality = _modality(args.input)
+    if args.refine < 0:
+        raise InputError(f"--refine must be >= 0, got {args.refine}")
     codec = load(args.codec or DEFAULT_CODEC[modality], args.quality)
     if codec.modality != modality:
         raise InputError(f"{codec.name} codes {codec.modality}, but {args.input} is {modality}")
+    if args.refine and not hasattr(codec, "refine_latents"):
+        raise InputError(f"--refine: {codec.name} has no encoder refinement "
+                         "(variable-rate image codecs have it: walloc-rgb-rd, walloc-rgb-light)")
     if modality == "audio":
         x, rate = read_audio(args.input)
         t0 = time.perf_counter()
@@ -58,11 +67,13 @@ def main(args: argparse.Namespace) -> int:
         return 0
     x, info = read_image_info(args.input)
     t0 = time.perf_counter()
-    data = codec.compress(x.unsqueeze(0))
+    kwargs = {"refine": args.refine, "progress": True} if args.refine else {}
+    data = codec.compress(x.unsqueeze(0), **kwargs)
     seconds = time.perf_counter() - t0
     atomic_write(args.output, data, overwrite=args.force)
     h, w = x.shape[-2:]
     note = " (alpha channel dropped)" if info.dropped_alpha else ""
     print(f"{args.input} {w}x{h} -> {args.output}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, "
-          f"{codec.name} q{codec.quality}, {seconds:.2f} s{note}")
+          f"{codec.name} q{codec.quality}{f' refined {args.refine} steps' if args.refine else ''}, "
+          f"{seconds:.2f} s{note}")
     return 0

@@ -324,20 +324,32 @@ class WallocHyperpriorCodec(WallocCodecBase):
         return WallocImageCodec.decode_latents(self, latents, size)
 
     # ------------------------------------------------------------------ coding
-    def compress(self, x: torch.Tensor) -> bytes:
-        """x (B, 3, H, W) or (3, H, W) in [0, 1] -> a complete lcodec container (z, then y)."""
+    def compress(self, x: torch.Tensor, refine: int = 0, progress: bool = False) -> bytes:
+        """x (B, 3, H, W) or (3, H, W) in [0, 1] -> a complete lcodec container (z, then y).
+
+        ``refine`` > 0: that many steps of encoder-side latent refinement (``refine_latents``;
+        variable-rate codecs only) before the symbols are chosen; the decoder is unchanged.
+        """
         z_tables, y_tables = self._coding_tables(), self._require_y_tables()
         x = self._check_input(x)
+        y64, z = self._analyse(x)
+        if refine:
+            y64 = self.refine_latents(x, y64, z, refine, progress=progress)
         if self.context is not None:  # one section per slice, in coding order
-            y64, z = self._analyse(x)
             symbols, indexes, _ = self._context_encode(y64, z, y_hat=False)
         else:
-            y_sym, z = self.latent_symbols(x)
-            symbols, indexes = [y_sym], [self.table_indexes(z)]
+            symbols, indexes = [self._symbols(y64, z)], [self.table_indexes(z)]
         z_payload = encode_symbols(z.numpy().reshape(-1), self._z_indexes(tuple(z.shape)), z_tables)
         y_payloads = [encode_symbols(s.numpy().reshape(-1), i.numpy().reshape(-1), y_tables)
                       for s, i in zip(symbols, indexes)]
         return self._container(x.shape, (z_payload, *y_payloads), bit_depth=8)
+
+    def refine_latents(self, x: torch.Tensor, y64: torch.Tensor, z: torch.Tensor, steps: int,
+                       progress: bool = False) -> torch.Tensor:
+        """Encoder-side refinement of y (``WallocVariableRateCodec``); a plain hyperprior codec has no
+        rate point's lambda to refine for."""
+        raise ModelError(f"{self.name}: encoder refinement needs a variable-rate codec "
+                         "(walloc-rgb-light, walloc-rgb-rd)")
 
     @property
     def y_sections(self) -> int:

@@ -205,6 +205,81 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
         dev = next(self.synthesis.parameters()).device
         return self.synthesis((latents.cpu().double() / self._gain64()).to(dev, torch.float32))
 
+    # ------------------------------------------------ encoder-side refinement
+    refine_lr = 0.008  # Adam step in symbol units, cosine-decayed to 0 over the steps
+    refine_refresh = 5  # the context's table indexes are recomputed every this many steps
+
+    def refine_latents(self, x: torch.Tensor, y64: torch.Tensor, z: torch.Tensor, steps: int,
+                       progress: bool = False) -> torch.Tensor:
+        """Encoder-side latent refinement: y (float64, gained, as ``_analyse`` gives it) moved by
+        ``steps`` Adam steps on this rate point's own loss for this one image,
+        ``lambda * 255^2 * MSE(x, decoded) + y bits / pixels``, through the real decoder
+        (synthesis, post-filter, clamp). Returns the refined y, float64 on CPU.
+
+        The amortised encoder ``g_a`` is one network for all images; per image a better y exists
+        (Campos et al. 2019; Yang et al. 2020 call the difference the amortisation gap). z stays as
+        the unrefined y gave it, so the side information, the means and the context's inputs are
+        the stream's: the decoder is untouched, and what it reads is still only the stream.
+        Gradients: the distortion through straight-through rounding of ``y - mean``; the rate as
+        ``-log2`` of the Gaussian bin mass at the *unrounded* residual (smooth, pulls small
+        residuals to 0) under the tables the current symbols select, refreshed every
+        ``refine_refresh`` steps (exact indexes, held fixed in between).
+
+        Runs in float32 on the decoder's device; the chosen symbols may differ between machines
+        or thread counts (the bytes of a refined encode are this machine's), but every stream
+        decodes bit-exactly everywhere, as any stream does. Gaussian tables only (not rd-gmm).
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ModelError(f"{self.name}: refinement steps must be an integer >= 0, got {steps!r}")
+        if self.hyper.context_mixture:
+            raise ModelError(f"{self.name}: encoder refinement supports Gaussian tables only "
+                             "(use walloc-rgb-rd or walloc-rgb-light)")
+        if steps == 0:
+            return y64
+        from tqdm import tqdm
+
+        x = self._check_input(x)
+        h, w = x.shape[-2:]
+        dev = next(self.synthesis.parameters()).device
+        means64 = self._means(z)
+        hidden = self._hidden(z) if self.context is not None else None
+        fixed = self.table_indexes(z) if self.context is None else None
+        table = self.gaussian.scale_table.detach().cpu().float()
+        mean = means64.to(dev, torch.float32)
+        inv_gain = (1.0 / self._gain64()).to(dev, torch.float32)
+        target = x.detach().to(dev, torch.float32)
+        weight = self.ladder.lmbdas[self.quality - 1] * 255.0**2 / 3  # SSE over 3 channels -> lambda 255^2 MSE
+        y = y64.to(dev, torch.float32).clone().requires_grad_(True)
+        opt = torch.optim.Adam([y], lr=self.refine_lr)
+        scales = None
+        with torch.enable_grad(), tqdm(range(steps), disable=not progress, desc=f"refine q{self.quality}",
+                                       unit="step", leave=False) as bar:
+            for step in bar:
+                opt.param_groups[0]["lr"] = self.refine_lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+                residual = y - mean
+                if step % self.refine_refresh == 0:
+                    scales = table[self._refine_indexes(residual, hidden, fixed)].to(dev)
+                bits = -torch.log2(self.gaussian.likelihood(residual, scales)).sum()
+                y_hat = residual + (torch.round(residual) - residual).detach() + mean
+                x_hat = self.synthesis(y_hat * inv_gain)
+                if self.postfilter is not None:
+                    x_hat = self.postfilter(x_hat, self.quality - 1)
+                sse = ((x_hat[..., :h, :w].clamp(0, 1) - target) ** 2).sum()
+                loss = (weight * sse + bits) / (h * w)
+                (y.grad,) = torch.autograd.grad(loss, y)
+                opt.step()
+                bar.set_postfix_str(f"loss {loss.item():.4f}", refresh=False)
+        return y.detach().cpu().double()
+
+    def _refine_indexes(self, residual: torch.Tensor, hidden: torch.Tensor | None,
+                        fixed: torch.Tensor | None) -> torch.Tensor:
+        """Table indexes (int64, CPU) the current symbols select: the context's exact heads on
+        round(residual), or the hyperprior's fixed indexes without a context."""
+        if fixed is not None:
+            return fixed
+        symbols = torch.round(residual.detach()).cpu().to(torch.int64)
+        return torch.cat(self.context.slice_indexes(hidden, list(symbols.split(self.context.width, 1))), 1)
+
     # ------------------------------------------------------------ the weights
     @torch.no_grad()
     def init_from_data(self, crops: list[torch.Tensor]) -> None:

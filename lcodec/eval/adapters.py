@@ -18,6 +18,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from lcodec.bitstream.container import read_container
 from lcodec.errors import InputError, ModelError
 
 __all__ = [
@@ -83,24 +84,51 @@ class EvalCodec(Protocol):
 
 
 # ------------------------------------------------------------------ learned codecs
+REFINE_SUFFIX = "+refine"
+
+
+def split_refine(name: str) -> tuple[str, int]:
+    """``"walloc-rgb-rd+refine20"`` -> ``("walloc-rgb-rd", 20)``; a plain name -> ``(name, 0)``.
+
+    The suffix selects encoder-side latent refinement (``refine_latents`` of the variable-rate
+    image codecs) with that many steps: the same weights and decoder, a slower encoder.
+    """
+    base, sep, steps = name.partition(REFINE_SUFFIX)
+    if not sep:
+        return name, 0
+    if not steps.isdigit() or int(steps) < 1:
+        raise ModelError(f"{name!r}: expected CODEC{REFINE_SUFFIX}N with N >= 1 refinement steps")
+    return base, int(steps)
+
+
 class LearnedCodec:
-    """Any codec from the registry, at each of its shipped qualities."""
+    """Any codec from the registry, at each of its shipped qualities; ``NAME+refineN`` encodes
+    with N steps of encoder-side latent refinement (see ``split_refine``)."""
 
     def __init__(self, name: str) -> None:
         from lcodec.registry import get_spec
 
-        self.spec = get_spec(name)
+        base, self.refine = split_refine(name)
+        self.spec = get_spec(base)
         self.name = name
+        self.base_name = base
         self.modality = self.spec.modality
         self.qualities = tuple(self.spec.qualities)
         self.description = f"{self.spec.transform}; {self.spec.entropy_model}"
+        if self.refine:
+            if self.modality != "image":
+                raise ModelError(f"{name!r}: encoder refinement is for image codecs")
+            self.description += f"; encoder-side latent refinement, {self.refine} steps"
         self._loaded: dict[int, object] = {}
+        # (item name, quality) -> bytes of each range-coded section of the last encode
+        self.section_bytes: dict[tuple[str, int], tuple[int, ...]] = {}
+        self.file_bytes: dict[tuple[str, int], int] = {}
 
     def _codec(self, quality: int):
         from lcodec.api import load
 
         if quality not in self._loaded:
-            self._loaded[quality] = load(self.name, quality)
+            self._loaded[quality] = load(self.base_name, quality)
         return self._loaded[quality]
 
     def prepare(self, quality: int) -> None:
@@ -110,18 +138,21 @@ class LearnedCodec:
     def encode(self, item: MediaItem, quality: int) -> Encoded:
         codec = self._codec(quality)
         kwargs = {"sample_rate": item.sample_rate} if item.modality == "audio" else {}
-        return Encoded(codec.compress(item.x, **kwargs))
+        if self.refine:
+            kwargs["refine"] = self.refine
+        data = codec.compress(item.x, **kwargs)
+        self.section_bytes[(item.name, quality)] = tuple(len(s) for s in read_container(data).sections)
+        self.file_bytes[(item.name, quality)] = len(data)
+        return Encoded(data)
 
     def estimate_bits(self, item: MediaItem, quality: int) -> float | None:
         codec = self._codec(quality)
-        if not hasattr(codec, "estimate_bits"):
+        if not hasattr(codec, "estimate_bits") or self.refine:  # the estimate is of the unrefined latents
             return None
         kwargs = {"sample_rate": item.sample_rate} if item.modality == "audio" else {}
         return float(codec.estimate_bits(item.x, **kwargs))
 
     def decode(self, data: bytes, item: MediaItem) -> torch.Tensor:
-        from lcodec.bitstream.container import read_container
-
         return self._codec(read_container(data).quality).decompress(data)
 
 
@@ -236,13 +267,17 @@ def get_eval_codec(name: str) -> EvalCodec:
     _load_optional_modules()
     if name in CLASSICAL:
         return CLASSICAL[name]()
+    from lcodec.registry import get_spec
+
+    base, _ = split_refine(name)
     try:
-        return LearnedCodec(name)
+        get_spec(base)
     except ModelError:
         raise ModelError(
             f"unknown codec {name!r}; classical: {', '.join(sorted(CLASSICAL))}; "
             "learned: see `codec list`"
         ) from None
+    return LearnedCodec(name)
 
 
 def check_modality(codec: EvalCodec, item: MediaItem) -> None:
