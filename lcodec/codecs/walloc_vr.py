@@ -208,22 +208,30 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
     # ------------------------------------------------ encoder-side refinement
     refine_lr = 0.008  # Adam step in symbol units, cosine-decayed to 0 over the steps
     refine_refresh = 5  # the context's table indexes are recomputed every this many steps
+    refine_passes = 6  # at most this many greedy symbol passes after the gradient steps
+    refine_curvature = 1.5  # the passes' quadratic term, x the measured per-channel curvature
+    refine_max_bits = 8.0  # a pass never moves a symbol to a value costing more bits than this
 
     def refine_latents(self, x: torch.Tensor, y64: torch.Tensor, z: torch.Tensor, steps: int,
                        progress: bool = False) -> torch.Tensor:
-        """Encoder-side latent refinement: y (float64, gained, as ``_analyse`` gives it) moved by
-        ``steps`` Adam steps on this rate point's own loss for this one image,
-        ``lambda * 255^2 * MSE(x, decoded) + y bits / pixels``, through the real decoder
-        (synthesis, post-filter, clamp). Returns the refined y, float64 on CPU.
+        """Encoder-side latent refinement for this one image and rate point: ``steps`` Adam steps on
+        y, then up to ``refine_passes`` greedy passes over the integer symbols, both on
+        ``lambda * 255^2 * SSE(x, decoded) / 3 + y bits`` through the real decoder (synthesis,
+        post-filter, clamp). y64 is float64 and gained, as ``_analyse`` gives it; returns the
+        refined y (float64, CPU), ``means + symbols`` after the passes.
 
         The amortised encoder ``g_a`` is one network for all images; per image a better y exists
         (Campos et al. 2019; Yang et al. 2020 call the difference the amortisation gap). z stays as
         the unrefined y gave it, so the side information, the means and the context's inputs are
         the stream's: the decoder is untouched, and what it reads is still only the stream.
-        Gradients: the distortion through straight-through rounding of ``y - mean``; the rate as
-        ``-log2`` of the Gaussian bin mass at the *unrounded* residual (smooth, pulls small
-        residuals to 0) under the tables the current symbols select, refreshed every
-        ``refine_refresh`` steps (exact indexes, held fixed in between).
+
+        1. Gradient steps (``_refine_gradient``): the distortion through straight-through rounding
+           of ``y - mean``; the rate as ``-log2`` of the Gaussian bin mass at the *unrounded*
+           residual (smooth, pulls small residuals to 0) under the tables the current symbols
+           select, refreshed every ``refine_refresh`` steps (exact indexes, fixed in between).
+        2. Symbol passes (``_refine_symbols``), rate-distortion optimised quantization as video
+           coders do it: each symbol may move by one; a move is taken when the exact change of
+           its bits plus the second-order estimate of the distortion change is negative.
 
         Runs in float32 on the decoder's device; the chosen symbols may differ between machines
         or thread counts (the bytes of a refined encode are this machine's), but every stream
@@ -238,38 +246,79 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
             return y64
         from tqdm import tqdm
 
-        x = self._check_input(x)
-        h, w = x.shape[-2:]
-        dev = next(self.synthesis.parameters()).device
-        means64 = self._means(z)
-        hidden = self._hidden(z) if self.context is not None else None
-        fixed = self.table_indexes(z) if self.context is None else None
-        table = self.gaussian.scale_table.detach().cpu().float()
-        mean = means64.to(dev, torch.float32)
-        inv_gain = (1.0 / self._gain64()).to(dev, torch.float32)
-        target = x.detach().to(dev, torch.float32)
-        weight = self.ladder.lmbdas[self.quality - 1] * 255.0**2 / 3  # SSE over 3 channels -> lambda 255^2 MSE
-        y = y64.to(dev, torch.float32).clone().requires_grad_(True)
+        problem = _RefineProblem(self, self._check_input(x), z)
+        with torch.enable_grad(), tqdm(total=steps + self.refine_passes, disable=not progress, unit="step",
+                                       desc=f"refine q{self.quality}", leave=False) as bar:
+            residual = self._refine_gradient(problem, y64, steps, bar)
+            symbols = self._refine_symbols(problem, torch.round(residual), bar)
+        return problem.means64 + symbols.cpu().double()
+
+    def _refine_gradient(self, problem: "_RefineProblem", y64: torch.Tensor, steps: int, bar) -> torch.Tensor:
+        """Adam on y (symbol units) -> the refined residual ``y - mean`` (float32, detached)."""
+        y = y64.to(problem.device, torch.float32).clone().requires_grad_(True)
         opt = torch.optim.Adam([y], lr=self.refine_lr)
         scales = None
-        with torch.enable_grad(), tqdm(range(steps), disable=not progress, desc=f"refine q{self.quality}",
-                                       unit="step", leave=False) as bar:
-            for step in bar:
-                opt.param_groups[0]["lr"] = self.refine_lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-                residual = y - mean
-                if step % self.refine_refresh == 0:
-                    scales = table[self._refine_indexes(residual, hidden, fixed)].to(dev)
-                bits = -torch.log2(self.gaussian.likelihood(residual, scales)).sum()
-                y_hat = residual + (torch.round(residual) - residual).detach() + mean
-                x_hat = self.synthesis(y_hat * inv_gain)
-                if self.postfilter is not None:
-                    x_hat = self.postfilter(x_hat, self.quality - 1)
-                sse = ((x_hat[..., :h, :w].clamp(0, 1) - target) ** 2).sum()
-                loss = (weight * sse + bits) / (h * w)
-                (y.grad,) = torch.autograd.grad(loss, y)
-                opt.step()
-                bar.set_postfix_str(f"loss {loss.item():.4f}", refresh=False)
-        return y.detach().cpu().double()
+        for step in range(steps):
+            opt.param_groups[0]["lr"] = self.refine_lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+            residual = y - problem.mean
+            if step % self.refine_refresh == 0:
+                scales = problem.scales(residual)
+            bits = problem.bits(residual, scales).sum()
+            y_hat = residual + (torch.round(residual) - residual).detach() + problem.mean
+            loss = (problem.distortion(y_hat) + bits) / problem.pixels
+            (y.grad,) = torch.autograd.grad(loss, y)
+            opt.step()
+            bar.update()
+            bar.set_postfix_str(f"loss {loss.item():.4f}", refresh=False)
+        return (y - problem.mean).detach()
+
+    def _refine_symbols(self, problem: "_RefineProblem", symbols: torch.Tensor, bar) -> torch.Tensor:
+        """Greedy rate-distortion passes over integer symbols (float32 holding integers).
+
+        Per pass: G = d(distortion)/d(y_hat) by one backward pass; for each symbol and d = -1, +1
+        the predicted change is ``G d + curvature_c d^2 / 2 + bits(s + d) - bits(s)`` with the
+        exact bin masses of the current tables and curvature_c the channel's mean diagonal of
+        the distortion's Gauss-Newton matrix (``_RefineProblem.curvature``, times
+        ``refine_curvature`` > 1 for the moves' interactions, which the diagonal does not see).
+        Every symbol with a negative prediction moves; the real loss of the result (a decode and
+        the tables it selects) is checked, and the best quarter or half of the moves is tried if
+        all of them do worse. Stops when a pass does not lower the real loss. Moves into values
+        that cost more than ``refine_max_bits`` (where the decoder saw no training data: single
+        moves there in near-dead channels decode to artefacts) are never proposed.
+        """
+        curvature = self.refine_curvature * problem.curvature(symbols)
+        scales = problem.scales(symbols)
+        current = problem.loss(symbols, scales)
+        for _ in range(self.refine_passes):
+            y_hat = (symbols + problem.mean).requires_grad_(True)
+            (grad,) = torch.autograd.grad(problem.distortion(y_hat), y_hat)
+            bits = problem.bits(symbols, scales)
+            gain, move = torch.zeros_like(symbols), torch.zeros_like(symbols)
+            for d in (-1.0, 1.0):
+                new_bits = problem.bits(symbols + d, scales)
+                change = grad * d + 0.5 * curvature + new_bits - bits
+                better = (change < gain) & (new_bits <= self.refine_max_bits)
+                gain = torch.where(better, change, gain)
+                move = torch.where(better, d, move)
+            candidates = gain < 0
+            bar.update()
+            if not candidates.any():
+                break
+            ranked = gain[candidates].sort().values
+            best = None
+            for share in (1.0, 0.5, 0.25):
+                cut = ranked[max(1, int(share * ranked.numel())) - 1]
+                trial = torch.where(candidates & (gain <= cut), symbols + move, symbols)
+                trial_scales = problem.scales(trial)
+                value = problem.loss(trial, trial_scales)
+                if best is None or value < best[0]:
+                    best = (value, trial, trial_scales)
+                if value < current:
+                    break
+            if best[0] >= current:
+                break
+            current, symbols, scales = best
+        return symbols.detach()
 
     def _refine_indexes(self, residual: torch.Tensor, hidden: torch.Tensor | None,
                         fixed: torch.Tensor | None) -> torch.Tensor:
@@ -322,6 +371,60 @@ class WallocVariableRateCodec(WallocHyperpriorCodec):
                 raise ModelError(f"{self.name}: stored per-rate z tables do not fit the configuration")
             self.rate_tables = tables
         super().load_weights(state)
+
+
+class _RefineProblem:
+    """One image's refinement objective for a variable-rate codec at its quality, in float32 on the
+    decoder's device: the distortion ``lambda * 255^2 * SSE / 3`` of the real decoder's output for a
+    gained y_hat, and the Gaussian bits of residuals under the tables their symbols select."""
+
+    def __init__(self, codec: "WallocVariableRateCodec", x: torch.Tensor, z: torch.Tensor) -> None:
+        self.codec = codec
+        self.device = next(codec.synthesis.parameters()).device
+        self.h, self.w = x.shape[-2:]
+        self.pixels = self.h * self.w
+        self.means64 = codec._means(z)
+        self.mean = self.means64.to(self.device, torch.float32)
+        self.hidden = codec._hidden(z) if codec.context is not None else None
+        self.fixed = codec.table_indexes(z) if codec.context is None else None
+        self.table = codec.gaussian.scale_table.detach().cpu().float()
+        self.inv_gain = (1.0 / codec._gain64()).to(self.device, torch.float32)
+        self.target = x.detach().to(self.device, torch.float32)
+        self.weight = codec.ladder.lmbdas[codec.quality - 1] * 255.0**2 / 3  # SSE over 3 channels
+
+    def decode(self, y_hat: torch.Tensor) -> torch.Tensor:
+        x_hat = self.codec.synthesis(y_hat * self.inv_gain)
+        if self.codec.postfilter is not None:
+            x_hat = self.codec.postfilter(x_hat, self.codec.quality - 1)
+        return x_hat
+
+    def distortion(self, y_hat: torch.Tensor) -> torch.Tensor:
+        x_hat = self.decode(y_hat)[..., : self.h, : self.w].clamp(0, 1)
+        return self.weight * ((x_hat - self.target) ** 2).sum()
+
+    def scales(self, residual: torch.Tensor) -> torch.Tensor:
+        """The scales of the tables that round(residual) selects (exact indexes)."""
+        return self.table[self.codec._refine_indexes(residual, self.hidden, self.fixed)].to(self.device)
+
+    def bits(self, residual: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        return -torch.log2(self.codec.gaussian.likelihood(residual, scales))
+
+    @torch.no_grad()
+    def loss(self, symbols: torch.Tensor, scales: torch.Tensor) -> float:
+        return float(self.distortion(symbols + self.mean) + self.bits(symbols, scales).sum())
+
+    def curvature(self, symbols: torch.Tensor) -> torch.Tensor:
+        """Per channel (1, C, 1, 1): 2 x the mean diagonal of weight * J^T J at these symbols, J the
+        decoder's Jacobian (before the clamp), by Hutchinson's estimator: for a fixed random sign
+        vector v, ``v * J^T J v`` averaged over a channel's positions (cross terms cancel in the
+        mean). J v by a finite difference, J^T (J v) by one backward pass."""
+        v = torch.randint(0, 2, symbols.shape, generator=torch.Generator().manual_seed(0)).to(symbols) * 2 - 1
+        y_hat = (symbols + self.mean).requires_grad_(True)
+        x_hat = self.decode(y_hat)[..., : self.h, : self.w]
+        with torch.no_grad():
+            jv = (self.decode(y_hat + 1e-2 * v)[..., : self.h, : self.w] - x_hat) / 1e-2
+        (jtjv,) = torch.autograd.grad(x_hat, y_hat, jv)
+        return 2 * self.weight * (v * jtjv).mean(dim=(0, 2, 3), keepdim=True).clamp_min(0).detach()
 
 
 _PACKET = dict(levels=3, wavelet="sym4", latent_channels=192)
