@@ -440,7 +440,7 @@ VR_HYPER_RD = dataclasses.replace(VR_HYPER, context_slices=4, context_hidden=0)
 VR_HYPER_RD_GMM = dataclasses.replace(VR_HYPER_RD, context_mixture=True)
 VR_LADDER = LadderConfig(balance=0.5)
 VR_LADDER_Z = dataclasses.replace(VR_LADDER, rate_z_priors=True)  # z priors fitted per rate: lcodec.train.zprior
-# rd (and rd-gmm, which shares its decoder) also post-filter the decoded image: lcodec.train.postfilter
+# rd, rd-gmm (which shares its decoder) and light also post-filter the decoded image: lcodec.train.postfilter
 VR_LADDER_Z_PF = dataclasses.replace(VR_LADDER_Z, postfilter=32)
 _ENTROPY = ("mean-scale Gaussian hyperprior (Balle et al. 2018; Minnen et al. 2018) with per-rate gain "
             "units (Cui et al. 2021); table indexes from an exact integer network; 16-bit integer tables")
@@ -460,7 +460,7 @@ def _spec(name: str, transform: str, description: str, shipped: bool, entropy: s
                       "variable-rate WaLLoC, light (linear) encoder: six rates from one weights file, the same "
                       "decoder design as walloc-rgb-rd (fine-tuned from it)", shipped=True))
 def walloc_rgb_light(quality: int) -> WallocVariableRateCodec:
-    return WallocVariableRateCodec(WALLOC_RGB_LIGHT, VR_HYPER, VR_LADDER_Z, name="walloc-rgb-light", quality=quality)
+    return WallocVariableRateCodec(WALLOC_RGB_LIGHT, VR_HYPER, VR_LADDER_Z_PF, name="walloc-rgb-light", quality=quality)
 
 
 @register_codec(_spec("walloc-rgb-rd",
