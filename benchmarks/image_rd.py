@@ -50,14 +50,16 @@ def matched_rate_gain(rows, learned: str, classical: str) -> tuple[float | None,
 
 def section_bpp(codec: LearnedCodec, quality: int, items: list[MediaItem]) -> dict[str, float]:
     """Mean bpp of the side information and the main latents (real bytes), and of the header, from
-    the sections of the benchmark's own encodes (``LearnedCodec.section_bytes``): for a hyperprior
-    codec section 1 is the side information (z) and the rest the main latents (y, one section per
-    channel slice with a channel context); a single section is all main latents. The header is
-    the file size the harness measured minus the sections."""
+    the sections of the benchmark's own encodes (``LearnedCodec.section_bytes``): the first
+    ``side_sections`` of the codec (1 for a hyperprior: z; 0 if it has none, e.g. the factorized
+    prior or walloc-rgb-mcq's codebook stages) are the side information and the rest the main
+    latents (y, one section per channel slice with a channel context). The header is the file
+    size the harness measured minus the sections."""
     per: dict[str, list[float]] = {}
+    n_side = getattr(codec._codec(quality), "side_sections", 0)
     for item in items:
         sections = codec.section_bytes[(item.name, quality)]
-        side, main = (sections[:1], sections[1:]) if len(sections) >= 2 else ((), sections)
+        side, main = sections[:n_side], sections[n_side:]
         if side:
             per.setdefault("side_bpp", []).append(8 * side[0] / item.pixels)
         per.setdefault("main_bpp", []).append(8 * sum(main) / item.pixels)

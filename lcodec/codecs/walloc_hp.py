@@ -97,6 +97,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
     """
 
     modality = "image"
+    side_sections = 1  # section 1 is the side information z (benchmarks report it apart)
     index_band_positions = 2**15  # y positions per exact-index band (bounds the decoder's memory)
     storage_dtype = torch.float16  # shipped weights in half precision (see WallocCodecBase)
 

@@ -35,7 +35,7 @@ from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.bitstream.tables import CodingTables
 from lcodec.errors import BitstreamError, ModelError
 
-__all__ = ["MultiCodebookQuantizer"]
+__all__ = ["MultiCodebookQuantizer", "ResidualCodebooks", "variance_for_slope"]
 
 ESCAPE_MASS = 1e-9  # the coder's escape entry: never used for valid indexes
 
@@ -113,8 +113,11 @@ class MultiCodebookQuantizer(nn.Module):
     def encode(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
         """(payload, indexes): one categorical symbol per group and position."""
         idx = self.indexes(y)
-        data = encode_symbols(idx.numpy().reshape(-1), self._table_indexes(tuple(idx.shape)), self._require_tables())
-        return data, idx
+        return self.encode_indexes(idx), idx
+
+    def encode_indexes(self, idx: torch.Tensor) -> bytes:
+        """Range-code indexes (B, M, h, w) with this codebook's stored tables."""
+        return encode_symbols(idx.numpy().reshape(-1), self._table_indexes(tuple(idx.shape)), self._require_tables())
 
     def decode_indexes(self, data: bytes, shape: tuple[int, int, int, int]) -> torch.Tensor:
         """Payload + latent shape (B, C, h, w) -> indexes (B, M, h, w) int64 (exact)."""
@@ -146,3 +149,95 @@ class MultiCodebookQuantizer(nn.Module):
         b, h, w = y.shape[0], y.shape[2], y.shape[3]
         y_hat = y_q.reshape(b, h, w, -1).permute(0, 3, 1, 2)
         return y_hat, bits, commit
+
+
+def variance_for_slope(slope: float) -> float:
+    """The shared variance s^2 whose rate-aware assignment is the entropy-constrained one for a
+    rate-distortion slope ``slope`` (squared error per bit): argmax ln pi - ||y - c||^2 / (2 s^2)
+    is argmin ||y - c||^2 + slope * (-log2 pi) when 2 s^2 = slope / ln 2."""
+    return slope / (2.0 * np.log(2.0))
+
+
+class ResidualCodebooks(nn.Module):
+    """S stages of multi-codebook quantization, each coding what the earlier ones left (residual
+    VQ): y (B, C, h, w) -> indexes (B, S, M, h, w) -> y_hat = sum of the stages' codewords.
+
+    Using the first s stages gives a coarser reconstruction at a lower rate, so one stack spans a
+    rate ladder (quality s = s stages; a stream of s stages is a prefix of one of more stages).
+    Channels are grouped after ``order``, a permutation (strongest channels first, so the
+    high-variance ones share groups and the weak ones collapse to near-free codebooks). Each stage
+    has its own rate-distortion slope, through its ``log_variance`` (``variance_for_slope``).
+
+    The encoder runs in float64 on CPU: every stage's input is the float64 residual of the stage
+    before, so the indexes depend only on y, the codebooks and the priors. The decoder reads the
+    indexes with each stage's stored integer tables, whatever machine it runs on.
+    """
+
+    def __init__(self, channels: int, stages: int, groups: int, codewords: int) -> None:
+        super().__init__()
+        if stages < 1:
+            raise ModelError(f"need at least one stage, got {stages}")
+        self.stages = nn.ModuleList(MultiCodebookQuantizer(channels, groups, codewords) for _ in range(stages))
+        self.register_buffer("order", torch.arange(channels))
+        self.channels, self.groups, self.codewords = channels, groups, codewords
+
+    def _check(self, used: int) -> None:
+        if not 1 <= used <= len(self.stages):
+            raise ModelError(f"can use 1 to {len(self.stages)} stages, not {used}")
+
+    @torch.no_grad()
+    def indexes(self, y: torch.Tensor, used: int) -> torch.Tensor:
+        """y (B, C, h, w) -> (B, used, M, h, w) int64, computed in float64 on CPU."""
+        self._check(used)
+        residual = y.detach().cpu().double()[:, self.order.cpu()]
+        out = []
+        for stage in self.stages[:used]:
+            idx = stage.indexes(residual)
+            residual = residual - stage.dequantize(idx.to(stage.codebooks.device)).cpu().double()
+            out.append(idx)
+        return torch.stack(out, 1)
+
+    def dequantize(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, S', M, h, w) indexes of the first S' stages -> y_hat (B, C, h, w) float64 on CPU."""
+        self._check(idx.shape[1])
+        acc = sum(stage.dequantize(idx[:, s]).detach().cpu().double() for s, stage in enumerate(self.stages[:idx.shape[1]]))
+        return acc[:, torch.argsort(self.order.cpu())]
+
+    def export(self) -> None:
+        for stage in self.stages:
+            stage.export()
+
+    def encode(self, idx: torch.Tensor) -> tuple[bytes, ...]:
+        """One payload per stage."""
+        return tuple(stage.encode_indexes(idx[:, s].contiguous()) for s, stage in enumerate(self.stages[:idx.shape[1]]))
+
+    def decode(self, payloads: tuple[bytes, ...], shape: tuple[int, int, int, int]) -> torch.Tensor:
+        """One payload per stage + latent shape (B, C, h, w) -> indexes (B, S', M, h, w) (exact)."""
+        self._check(len(payloads))
+        return torch.stack([stage.decode_indexes(p, shape) for p, stage in zip(payloads, self.stages)], 1)
+
+    def information_bits(self, idx: torch.Tensor) -> list[float]:
+        """Ideal code length of each stage's indexes under its stored tables, in bits."""
+        return [stage.information_bits(idx[:, s].contiguous()) for s, stage in enumerate(self.stages[:idx.shape[1]])]
+
+    def min_bits_per_position(self, used: int) -> float:
+        """The fewest bits the first ``used`` stages can spend on one position (each group's
+        cheapest index under its stored table)."""
+        total = 0.0
+        for stage in self.stages[:used]:
+            t = stage._require_tables()
+            total += float(np.sum(t.precision - np.log2(t.counts.max(axis=1))))
+        return total
+
+    def forward(self, y: torch.Tensor, used: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training: (y_hat straight-through, bits (B,), commitment loss) over the first ``used`` stages."""
+        self._check(used)
+        residual = y[:, self.order]
+        y_hat = torch.zeros_like(residual)
+        bits = y.new_zeros(y.shape[0])
+        commit = y.new_zeros(())
+        for stage in self.stages[:used]:
+            q, b, c = stage(residual)
+            y_hat, bits, commit = y_hat + q, bits + b, commit + c
+            residual = residual - q.detach()
+        return y_hat[:, torch.argsort(self.order)], bits, commit

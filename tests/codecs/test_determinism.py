@@ -39,7 +39,8 @@ def test_identical_bytes_across_processes_and_threads(name, photo):
     assert _sha_in_subprocess(2, name) == here
 
 
-@pytest.mark.parametrize("name", ["walloc-rgb", "walloc-rgb-rd", "walloc-rgb-rd-gmm", "walloc-rgb-light"])
+@pytest.mark.parametrize("name", ["walloc-rgb", "walloc-rgb-rd", "walloc-rgb-rd-gmm", "walloc-rgb-light",
+                                  "walloc-rgb-mcq"])
 def test_golden_bitstream(name, photo, request):
     """sha256 of the stream each shipped image weights set writes for the fixture photo, per rate.
 

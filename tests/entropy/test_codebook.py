@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lcodec.entropy.codebook import MultiCodebookQuantizer
+from lcodec.entropy.codebook import MultiCodebookQuantizer, ResidualCodebooks, variance_for_slope
 from lcodec.errors import BitstreamError, ModelError
 
 
@@ -97,3 +97,68 @@ def test_bad_configuration_indexes_and_payloads_are_refused(vq):
         except BitstreamError:
             continue
         assert idx.min() >= 0 and idx.max() < 16
+
+
+def _fitted_stack(data: torch.Tensor, slopes=(4.0, 0.5)) -> ResidualCodebooks:
+    """A two-stage stack fitted to ``data`` (N, 12) by the shipped procedure."""
+    from lcodec.train.codebook import _assign, fit_stage
+
+    stack = ResidualCodebooks(channels=12, stages=len(slopes), groups=3, codewords=32)
+    order = torch.argsort(data.var(0), descending=True)
+    stack.order.copy_(order)
+    residual = data[:, order].double()
+    for s, stage in enumerate(stack.stages):
+        fit_stage(stage, residual, slopes[s], iters=10, seed=s)
+        groups = residual.float().reshape(-1, 3, 4).transpose(0, 1)
+        chosen = stage.codebooks.detach()[torch.arange(3)[:, None], _assign(stage, groups)]
+        residual = residual - chosen.transpose(0, 1).reshape(residual.shape).double()
+    stack.export()
+    return stack
+
+
+@pytest.fixture(scope="module")
+def stack_data():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(4000, 12, generator=g) * torch.linspace(4.0, 0.2, 12)[torch.randperm(12, generator=g)]
+
+
+def test_residual_stages_refine_and_round_trip_exactly(stack_data):
+    stack = _fitted_stack(stack_data)
+    y = stack_data[:600].T.reshape(1, 12, 20, 30)
+    errors, bits = [], []
+    for used in (1, 2):
+        idx = stack.indexes(y, used)
+        assert idx.shape == (1, used, 3, 20, 30)
+        payloads = stack.encode(idx)
+        assert torch.equal(stack.decode(payloads, tuple(y.shape)), idx)
+        errors.append(float(((stack.dequantize(idx) - y.double()) ** 2).mean()))
+        bits.append(sum(stack.information_bits(idx)))
+    assert errors[1] < 0.6 * errors[0] and bits[1] > bits[0]  # the second stage codes what the first left
+    assert errors[0] < 0.5 * float(y.var())  # far better than coding nothing
+    # the stack's indexes are each stage's MAP codeword of the residual, in the stored channel order
+    first = stack.stages[0].indexes(y.double()[:, stack.order])
+    assert torch.equal(stack.indexes(y, 1)[:, 0], first)
+
+
+def test_entropy_constrained_fit_trades_rate_for_error_with_its_slope(stack_data):
+    from lcodec.train.codebook import fit_stage
+
+    results = {}
+    for slope in (0.2, 5.0):
+        stage = MultiCodebookQuantizer(12, 3, 32)
+        log = fit_stage(stage, stack_data.double(), slope, iters=10, seed=0)
+        assert torch.exp(stage.log_variance).item() == pytest.approx(variance_for_slope(slope), rel=1e-6)
+        cost = [e["squared_error_per_vector"] + slope * e["bits_per_vector"] for e in log]
+        assert cost[-1] < cost[0]  # Lloyd iterations lower the Lagrangian
+        results[slope] = log[-1]
+    # a steeper slope spends fewer bits for more error
+    assert results[5.0]["bits_per_vector"] < 0.8 * results[0.2]["bits_per_vector"]
+    assert results[5.0]["squared_error_per_vector"] > results[0.2]["squared_error_per_vector"]
+
+
+def test_stack_refuses_bad_stage_counts(stack_data):
+    stack = _fitted_stack(stack_data, slopes=(1.0,))
+    with pytest.raises(ModelError, match="stages"):
+        stack.indexes(torch.zeros(1, 12, 2, 2), 2)
+    with pytest.raises(ModelError):
+        ResidualCodebooks(12, 0, 3, 8)
