@@ -8,6 +8,15 @@ from lcodec.errors import InputError
 
 __all__ = ["add_parser", "main"]
 
+# Shipped weights that are fitted onto another codec's shipped file by a module of their own,
+# not trained from scratch by a recipe: where ``codec train NAME`` sends the user instead.
+FITTED_ONTO = {
+    "walloc-rgb-rd-gmm": ("python -m lcodec.train.context walloc-rgb-rd-gmm --base walloc-rgb-rd",
+                          "docs/results/train_walloc-rgb-rd-gmm/README.md"),
+    "walloc-rgb-mcq": ("python -m lcodec.train.codebook walloc-rgb-mcq",
+                       "docs/results/train_walloc-rgb-mcq/README.md"),
+}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a recipe (resumes from OUT/checkpoint.pt)")
@@ -27,6 +36,10 @@ def main(args: argparse.Namespace) -> int:
     from lcodec.train.loop import export_weights, train
     from lcodec.train.recipes import RECIPES
 
+    if args.recipe in FITTED_ONTO:
+        command, recipe_doc = FITTED_ONTO[args.recipe]
+        raise InputError(f"{args.recipe} is fitted onto walloc-rgb-rd's shipped weights, not trained by a recipe: "
+                         f"run `{command} --data DIR --out FILE` (full recipe: {recipe_doc})")
     if args.recipe not in RECIPES:
         raise InputError(f"unknown recipe {args.recipe!r}; available: {', '.join(sorted(RECIPES))}")
     recipe = RECIPES[args.recipe]

@@ -10,8 +10,8 @@ the codeword indexes are range-coded, with one stored categorical table per code
     y_hat = sum of the q stages' codewords;  x_hat = post-filter_q(g_s(y_hat / gain[space]))
 
 Quality q uses the first q stages, so the six qualities form a rate ladder (a q-stage stream is
-a prefix of any longer one). There is no side network and no per-symbol table choice: encoding
-is rd's analysis plus a nearest-codeword search (one matrix product per stage), decoding is
+a prefix of any longer one; ``truncate`` cuts a stream down without re-encoding). There is no
+side network and no per-symbol table choice: encoding is rd's analysis plus a nearest-codeword search (one matrix product per stage), decoding is
 q*16 categorical symbols per position and a gather. The price is rate-distortion: unconditional
 priors cannot follow the image's local activity the way the hyperprior's tables do (measured in
 the model card).
@@ -24,18 +24,18 @@ The weights file holds only the codebooks and their tables, laid over walloc-rgb
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from lcodec.bitstream.container import Container, read_container
+from lcodec.bitstream.container import Container, read_container, write_container
 from lcodec.bitstream.tables import CodingTables
 from lcodec.codecs.walloc import MAX_IMAGE_PIXELS
 from lcodec.codecs.walloc_hp import MAX_BATCH
 from lcodec.codecs.walloc_vr import (VR_HYPER_RD, VR_LADDER_Z_PF, WALLOC_RGB_RD, VariableRateOutput,
                                      WallocVariableRateCodec, _spec)
 from lcodec.entropy.codebook import ResidualCodebooks
-from lcodec.errors import BitstreamError, ModelError
+from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.walloc import ConfigDict
 from lcodec.registry import register_codec
 
@@ -139,6 +139,22 @@ class WallocCodebookCodec(WallocVariableRateCodec):
         if 8 * sum(len(s) for s in c.sections) < 0.5 * floor:  # half the bound: room for coder rounding
             raise BitstreamError(f"payload is too short for the declared {shape[2]}x{shape[3]} image")
         return c
+
+    def truncate(self, data: bytes, quality: int) -> bytes:
+        """A stream of this codec at quality Q -> the same image's stream at ``quality`` <= Q, with no
+        re-encoding: a q-stream's stage sections are the first q of any longer one's (residual stages),
+        so this keeps those under a rewritten header. The result is byte for byte what ``compress``
+        at ``quality`` writes. Works at any quality of this object (the weights are shared)."""
+        c = read_container(data)
+        if c.codec != self.name or c.modality != "image":
+            raise BitstreamError(f"stream is for {c.codec} ({c.modality}), not {self.name}")
+        if c.weights_hash != self.weights_hash:
+            raise BitstreamError(f"stream was written with different {self.name} weights")
+        if not 1 <= c.quality <= self.book.stages or len(c.sections) != c.quality:
+            raise BitstreamError(f"stream declares q{c.quality} with {len(c.sections)} stage sections")
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= c.quality:
+            raise InputError(f"a q{c.quality} stream can be cut to quality 1..{c.quality}, not {quality!r}")
+        return write_container(replace(c, quality=quality, sections=c.sections[:quality]))
 
     def decompress_indexes(self, data: bytes) -> tuple[torch.Tensor, tuple[int, ...]]:
         """Container -> (codeword indexes (B, quality, groups, h, w), original shape), exactly."""

@@ -107,6 +107,10 @@ def test_bad_inputs_give_one_clear_line_and_no_output(work, capsys):
     assert "does not exist" in _error(capsys, "encode", work / "photo.png", work / "nodir" / "a.bin")
     assert not list(work.glob("a.*")) and not list(work.glob(".*tmp"))
     assert (work / "p.bin").read_bytes() == good  # nothing overwritten without --force
+    assert "unknown recipe" in _error(capsys, "train", "nope", "--data", work)
+    # codecs fitted onto rd's file have no recipe: the error names the module that fits them
+    assert "python -m lcodec.train.codebook" in _error(capsys, "train", "walloc-rgb-mcq", "--data", work)
+    assert "python -m lcodec.train.context" in _error(capsys, "train", "walloc-rgb-rd-gmm", "--data", work)
 
 
 def test_force_overwrites(work):

@@ -4,7 +4,7 @@ import torch
 
 import lcodec
 from lcodec.bitstream.container import read_container, write_container
-from lcodec.errors import BitstreamError, ModelError
+from lcodec.errors import BitstreamError, InputError, ModelError
 from tests.conftest import assert_refused_cheaply, set_dims, with_one_and_two_threads
 
 
@@ -33,9 +33,19 @@ def test_round_trip_decodes_the_encoders_indexes_and_latents(mcq, small):
 
 
 def test_a_lower_quality_stream_is_a_prefix_of_a_higher_one(mcq, small):
-    low, high = read_container(mcq[2].compress(small)), read_container(mcq[4].compress(small))
+    q2, q4 = mcq[2].compress(small), mcq[4].compress(small)
+    low, high = read_container(q2), read_container(q4)
     assert len(low.sections) == 2 and len(high.sections) == 4
     assert high.sections[:2] == low.sections
+    # so a stored stream can be cut down without re-encoding, to exactly what compress writes
+    assert mcq[4].truncate(q4, 2) == q2
+    assert torch.equal(mcq[2].decompress(mcq[6].truncate(q4, 2)), mcq[2].decompress(q2))
+    assert mcq[4].truncate(q4, 4) == q4
+    for bad in (0, 5, 2.0, True):
+        with pytest.raises(InputError, match="cut to quality 1..4"):
+            mcq[4].truncate(q4, bad)
+    with pytest.raises(BitstreamError, match="not walloc-rgb-mcq"):
+        mcq[4].truncate(lcodec.load("walloc-rgb-rd", quality=2).compress(small), 1)
 
 
 def test_rate_and_quality_rise_with_the_stages_and_match_the_estimate(mcq, photo):
