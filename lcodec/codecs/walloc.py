@@ -24,9 +24,10 @@ from lcodec.models.cpu import run_on_cpu
 from lcodec.models.walloc import WallocAnalysis, WallocConfig, WallocSynthesis
 from lcodec.registry import CodecSpec, register_codec
 
-__all__ = ["WallocCodecBase", "WallocImageCodec", "MAX_IMAGE_PIXELS", "weights_digest"]
+__all__ = ["WallocCodecBase", "WallocImageCodec", "MAX_IMAGE_PIXELS", "MAX_BATCH", "weights_digest"]
 
 MAX_IMAGE_PIXELS = 2**26  # 64 Mpixel per image: decoding needs a few GB of RAM beyond this
+MAX_BATCH = 256  # images per stream
 
 
 class WallocCodecBase(Codec):
@@ -115,6 +116,18 @@ class WallocCodecBase(Codec):
             )
         if c.coder_id != CODER_ID:
             raise BitstreamError(f"unknown range coder id {c.coder_id}")
+
+    def _read_image_stream(self, data: bytes) -> Container:
+        """read_container + ``_check_header`` + an RGB image batch within this codec's limits
+        (every image parser starts here, before anything of the declared size is allocated)."""
+        c = read_container(data)
+        self._check_header(c, "image")
+        shape = c.geometry.shape
+        if len(shape) != 4 or shape[1] != self.cfg.in_channels:
+            raise BitstreamError(f"stream geometry {shape} is not an RGB image batch")
+        if shape[2] * shape[3] > MAX_IMAGE_PIXELS or shape[0] > MAX_BATCH:
+            raise BitstreamError(f"stream declares an image batch of {shape}, beyond this codec's limits")
+        return c
 
     def _check_payload_floor(self, payload: bytes, positions: int, channels: slice, what: str) -> None:
         """Each symbol costs at least (precision - log2(largest count)) bits under its table, so a
@@ -253,13 +266,8 @@ class WallocImageCodec(WallocCodecBase):
 
     def parse(self, data: bytes) -> Container:
         """Read and validate a container meant for this codec (raises BitstreamError)."""
-        c = read_container(data)
-        self._check_header(c, "image")
+        c = self._read_image_stream(data)
         shape = c.geometry.shape
-        if len(shape) != 4 or shape[1] != self.cfg.in_channels:
-            raise BitstreamError(f"stream geometry {shape} is not an RGB image batch")
-        if shape[2] * shape[3] > MAX_IMAGE_PIXELS or shape[0] > 256:
-            raise BitstreamError(f"stream declares an image batch of {shape}, beyond this codec's limits")
         if len(c.sections) != 1:
             raise BitstreamError(f"expected 1 section, found {len(c.sections)}")
         b, _, h, w = self.latent_shape(shape)

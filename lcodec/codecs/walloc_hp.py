@@ -38,12 +38,12 @@ import torch
 from torch import nn
 
 from lcodec.bitstream.coder import decode_symbols, encode_symbols
-from lcodec.bitstream.container import Container, read_container
+from lcodec.bitstream.container import Container
 from lcodec.bitstream.tables import CodingTables
 from lcodec.codecs.base import RDOutput
 from lcodec.codecs.refereed import (SYMBOL_MARGIN, Z_MARGIN, conv_at_elements, conv_at_positions, conv_transpose64,
                                     round_refereed)
-from lcodec.codecs.walloc import _LIGHT, MAX_IMAGE_PIXELS, WallocCodecBase, WallocImageCodec, weights_digest
+from lcodec.codecs.walloc import _LIGHT, WallocCodecBase, WallocImageCodec, weights_digest
 from lcodec.entropy.channel_context import ChannelContext
 from lcodec.entropy.scale_mixture import ScaleMixtureContext
 from lcodec.entropy.factorized import FactorizedPrior
@@ -55,8 +55,6 @@ from lcodec.models.walloc import ConfigDict, WallocConfig
 from lcodec.registry import CodecSpec, register_codec
 
 __all__ = ["HyperpriorConfig", "WallocHyperpriorCodec", "WALLOC_RGB_HP_CONFIGS"]
-
-MAX_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -364,13 +362,8 @@ class WallocHyperpriorCodec(WallocCodecBase):
         before anything of the declared size is allocated (y against its cheapest table here,
         and against the actual tables once the indexes are known, in ``decompress_symbols``).
         """
-        c = read_container(data)
-        self._check_header(c, "image")
+        c = self._read_image_stream(data)
         shape = c.geometry.shape
-        if len(shape) != 4 or shape[1] != self.cfg.in_channels:
-            raise BitstreamError(f"stream geometry {shape} is not an RGB image batch")
-        if shape[2] * shape[3] > MAX_IMAGE_PIXELS or shape[0] > MAX_BATCH:
-            raise BitstreamError(f"stream declares an image batch of {shape}, beyond this codec's limits")
         if len(c.sections) != 1 + self.y_sections:
             raise BitstreamError(f"expected {1 + self.y_sections} sections (z, then y in {self.y_sections}), "
                                  f"found {len(c.sections)}")

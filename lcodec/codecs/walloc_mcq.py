@@ -30,8 +30,6 @@ import torch
 
 from lcodec.bitstream.container import Container, read_container, write_container
 from lcodec.bitstream.tables import CodingTables
-from lcodec.codecs.walloc import MAX_IMAGE_PIXELS
-from lcodec.codecs.walloc_hp import MAX_BATCH
 from lcodec.codecs.walloc_vr import (VR_HYPER_RD, VR_LADDER_Z_PF, WALLOC_RGB_RD, VariableRateOutput,
                                      WallocVariableRateCodec, _spec)
 from lcodec.entropy.codebook import ResidualCodebooks
@@ -125,13 +123,8 @@ class WallocCodebookCodec(WallocVariableRateCodec):
         return self._container(x.shape, self.codebook.encode(self._indexes(x)), bit_depth=8)
 
     def parse(self, data: bytes) -> Container:
-        c = read_container(data)
-        self._check_header(c, "image")
+        c = self._read_image_stream(data)
         shape = c.geometry.shape
-        if len(shape) != 4 or shape[1] != self.cfg.in_channels:
-            raise BitstreamError(f"stream geometry {shape} is not an RGB image batch")
-        if shape[2] * shape[3] > MAX_IMAGE_PIXELS or shape[0] > MAX_BATCH:
-            raise BitstreamError(f"stream declares an image batch of {shape}, beyond this codec's limits")
         if len(c.sections) != self.quality:
             raise BitstreamError(f"expected {self.quality} sections (one per codebook stage), found {len(c.sections)}")
         b, _, h, w = self.latent_shape(shape)
