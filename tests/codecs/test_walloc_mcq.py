@@ -98,3 +98,18 @@ def test_codebook_file_is_laid_over_rd_and_hashes_every_stage(mcq):
             assert torch.equal(c.state_dict()[name], rd.state_dict()[name])
     assert c.weights_hash == mcq[6].weights_hash != rd.weights_hash
     assert sorted(c.codebook.order.tolist()) == list(range(192))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_and_cpu_write_and_read_the_same_streams(mcq, small):
+    """The codeword search runs in float64 on CPU wherever the codec lives, and decoding gathers
+    stored codewords by integer indexes: the same bytes and latents on either device."""
+    cpu = mcq[4]
+    gpu = lcodec.load("walloc-rgb-mcq", quality=4, device="cuda")
+    data = cpu.compress(small)
+    assert gpu.compress(small.cuda()) == data
+    assert torch.equal(gpu.decompress_indexes(data)[0], cpu.decompress_indexes(data)[0])
+    assert torch.equal(gpu.decompress_latents(data)[0].cpu(), cpu.decompress_latents(data)[0])
+    x_gpu = gpu.decompress(data).cpu()
+    assert float((x_gpu - cpu.decompress(data)).abs().max()) < 1 / 255  # float decoder; CUDA may use TF32
