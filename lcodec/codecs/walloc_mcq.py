@@ -11,8 +11,9 @@ the codeword indexes are range-coded, with one stored categorical table per code
 
 Quality q uses the first q stages, so the six qualities form a rate ladder (a q-stage stream is
 a prefix of any longer one; ``truncate`` cuts a stream down without re-encoding). There is no
-side network and no per-symbol table choice: encoding is rd's analysis plus a nearest-codeword search (one matrix product per stage), decoding is
-q*16 categorical symbols per position and a gather. The price is rate-distortion: unconditional
+side network and no per-symbol table choice: encoding is rd's analysis plus a nearest-codeword
+search (one matrix product per stage), decoding is q*16 categorical symbols per position and a
+gather. The price is rate-distortion: unconditional
 priors cannot follow the image's local activity the way the hyperprior's tables do (measured in
 the model card).
 

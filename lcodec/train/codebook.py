@@ -25,7 +25,7 @@ import torch
 
 from lcodec.entropy.codebook import variance_for_slope
 
-__all__ = ["latent_vectors", "stage_slopes", "fit_stage", "main"]
+__all__ = ["latent_vectors", "stage_slopes", "fit_stage", "fit_stack", "main"]
 
 HIGH_RATE_SLOPE = 2 * math.log(2) / 12  # squared error per bit of a step-1 uniform quantizer
 
@@ -52,14 +52,34 @@ def stage_slopes(codec) -> list[float]:
 
 
 def _assign(stage, groups: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
-    """Entropy-constrained assignment of (M, N, d) vectors, in float32 chunks: (M, N) indexes."""
-    cb = stage.codebooks.detach()
-    bias = torch.log_softmax(stage.logits.detach(), -1) - 0.5 * (cb * cb).sum(-1) * torch.exp(-stage.log_variance.detach())
-    inv = torch.exp(-stage.log_variance.detach())
-    out = []
-    for g in groups.split(chunk, dim=1):
-        out.append(torch.baddbmm(bias[:, None, :], g * inv, cb.transpose(1, 2)).argmax(-1))
-    return torch.cat(out, 1)
+    """Entropy-constrained assignment of (M, N, d) vectors with the stage's own scores, in float32
+    chunks (the fit's speed; the shipped encoder scores in float64): (M, N) indexes."""
+    params = (stage.codebooks.detach(), stage.logits.detach(), stage.log_variance.detach())
+    return torch.cat([stage._scores(g.transpose(0, 1), *params).argmax(-1) for g in groups.split(chunk, dim=1)], 1)
+
+
+def _chosen(stage, residual: torch.Tensor) -> torch.Tensor:
+    """What ``stage`` codes of ``residual`` (N, C) under its current codebooks: (N, C) float64."""
+    groups = residual.float().reshape(-1, stage.groups, stage.dim).transpose(0, 1)
+    words = stage.codebooks.detach()[torch.arange(stage.groups)[:, None], _assign(stage, groups)]  # (M, N, d)
+    return words.transpose(0, 1).reshape(residual.shape).double()
+
+
+def fit_stack(stack, vectors: torch.Tensor, slopes: list[float], iters: int, seed: int, report=None) -> list[dict]:
+    """Fit a ``ResidualCodebooks`` to latent vectors (N, C): channel order by variance (strongest
+    first), then each stage by ``fit_stage`` at its slope on what the stages before it left.
+    ``report(stage, log, residual)`` is called after each stage. Returns the per-stage logs."""
+    order = torch.argsort(vectors.var(0), descending=True)
+    stack.order.copy_(order)
+    residual = vectors[:, order].double()
+    logs = []
+    for s, stage in enumerate(stack.stages):
+        log = fit_stage(stage, residual, slopes[s], iters, seed + s)
+        residual = residual - _chosen(stage, residual)
+        logs.append({"stage": s + 1, "slope": slopes[s], "log": log})
+        if report is not None:
+            report(s, log, residual)
+    return logs
 
 
 @torch.no_grad()
@@ -122,19 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     train = latent_vectors(codec, list_images(args.data), args.crops, seed=args.seed)
     flat = torch.cat([y.permute(0, 2, 3, 1).reshape(-1, y.shape[1]) for y in train])
-    order = torch.argsort(flat.var(0), descending=True)
-    codec.codebook.order.copy_(order)
-    residual = flat[:, order]
-    slopes = stage_slopes(codec)
-    stages = []
-    for s, stage in enumerate(codec.codebook.stages):
-        log = fit_stage(stage, residual, slopes[s], args.steps, args.seed + s)
-        groups = residual.float().reshape(-1, stage.groups, stage.dim).transpose(0, 1)
-        chosen = stage.codebooks.detach()[torch.arange(stage.groups)[:, None], _assign(stage, groups)]  # (M, N, d)
-        residual = residual - chosen.transpose(0, 1).reshape(residual.shape).double()
-        stages.append({"stage": s + 1, "slope": slopes[s], "log": log})
+
+    def report(s, log, residual):
         print(f"stage {s + 1}: {log[-1]['bits_per_vector']:.2f} bits per position, residual "
               f"{float(residual.pow(2).mean()):.4f} per channel ({time.time() - t0:.0f} s)", flush=True)
+
+    stages = fit_stack(codec.codebook, flat, stage_slopes(codec), args.steps, args.seed, report)
     codec.export()
     results = {"fit_seconds": round(time.time() - t0, 1), "training_vectors": int(flat.shape[0]), "stages": stages}
     if args.held_out:

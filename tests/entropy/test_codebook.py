@@ -101,17 +101,10 @@ def test_bad_configuration_indexes_and_payloads_are_refused(vq):
 
 def _fitted_stack(data: torch.Tensor, slopes=(4.0, 0.5)) -> ResidualCodebooks:
     """A two-stage stack fitted to ``data`` (N, 12) by the shipped procedure."""
-    from lcodec.train.codebook import _assign, fit_stage
+    from lcodec.train.codebook import fit_stack
 
     stack = ResidualCodebooks(channels=12, stages=len(slopes), groups=3, codewords=32)
-    order = torch.argsort(data.var(0), descending=True)
-    stack.order.copy_(order)
-    residual = data[:, order].double()
-    for s, stage in enumerate(stack.stages):
-        fit_stage(stage, residual, slopes[s], iters=10, seed=s)
-        groups = residual.float().reshape(-1, 3, 4).transpose(0, 1)
-        chosen = stage.codebooks.detach()[torch.arange(3)[:, None], _assign(stage, groups)]
-        residual = residual - chosen.transpose(0, 1).reshape(residual.shape).double()
+    fit_stack(stack, data, list(slopes), iters=10, seed=0)
     stack.export()
     return stack
 
