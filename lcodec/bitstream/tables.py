@@ -110,6 +110,11 @@ class CodingTables:
             h.update(arr.astype("<i8").tobytes())
         return h.hexdigest()
 
+    def min_bits(self) -> np.ndarray:
+        """(T,) the fewest bits any symbol can cost under each table: precision - log2(largest count)
+        (payload floors: a stream shorter than its symbols' floor is refused before decoding)."""
+        return self.precision - np.log2(self.counts.max(axis=1))
+
     def information_content(self, symbols: np.ndarray, indexes: np.ndarray) -> float:
         """Ideal code length in bits of ``symbols`` under the tables, escapes counted as the
         escape entry only (the escaped values themselves cost extra; see the coder)."""

@@ -134,7 +134,7 @@ class WallocCodecBase(Codec):
         payload far shorter than that sum cannot hold the declared geometry: refuse it before
         allocating or decoding anything of that size (half the bound leaves room for coder rounding)."""
         t = self._coding_tables()
-        per_position = np.sum((t.precision - np.log2(t.counts.max(axis=1)))[channels])
+        per_position = np.sum(t.min_bits()[channels])
         if 8 * len(payload) < 0.5 * positions * float(per_position):
             raise BitstreamError(f"payload of {len(payload)} bytes is too short for the declared {what}")
 

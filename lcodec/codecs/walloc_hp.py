@@ -76,11 +76,6 @@ class HyperpriorConfig(ConfigDict):
     context_mixture: bool = False
 
 
-def _min_bits_per_symbol(tables: CodingTables) -> np.ndarray:
-    """(T,) the fewest bits any symbol can cost under each table: precision - log2(largest count)."""
-    return tables.precision - np.log2(tables.counts.max(axis=1))
-
-
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
@@ -370,7 +365,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
         b, _, hz, wz = self.hyper_shape(shape)
         what = f"{shape[2]}x{shape[3]} image"
         self._check_payload_floor(c.sections[0], b * hz * wz, slice(None), f"{what} (side information)")
-        cheapest = float(_min_bits_per_symbol(self._require_y_tables()).min())
+        cheapest = float(self._require_y_tables().min_bits().min())
         per_section = math.prod(self.latent_shape(shape)) // self.y_sections
         for payload in c.sections[1:]:
             self._check_floor(payload, per_section * cheapest, what)
@@ -390,7 +385,7 @@ class WallocHyperpriorCodec(WallocCodecBase):
         z = torch.from_numpy(z.reshape(zshape))
         what = f"{c.geometry.shape[2]}x{c.geometry.shape[3]} image"
 
-        floor_bits = _min_bits_per_symbol(y_tables)  # once per stream, not per section
+        floor_bits = y_tables.min_bits()  # once per stream, not per section
 
         def read(section: int, indexes: torch.Tensor) -> torch.Tensor:
             flat = indexes.numpy().reshape(-1)

@@ -223,11 +223,7 @@ class ResidualCodebooks(nn.Module):
     def min_bits_per_position(self, used: int) -> float:
         """The fewest bits the first ``used`` stages can spend on one position (each group's
         cheapest index under its stored table)."""
-        total = 0.0
-        for stage in self.stages[:used]:
-            t = stage._require_tables()
-            total += float(np.sum(t.precision - np.log2(t.counts.max(axis=1))))
-        return total
+        return float(sum(np.sum(stage._require_tables().min_bits()) for stage in self.stages[:used]))
 
     def forward(self, y: torch.Tensor, used: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training: (y_hat straight-through, bits (B,), commitment loss) over the first ``used`` stages."""
