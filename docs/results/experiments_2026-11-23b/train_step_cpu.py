@@ -1,8 +1,8 @@
 """What does one training step cost on this project's CPU machine (2 threads)?
 
 Adam steps on batches of 16 random 256x256 images, rate + distortion loss, for two CompressAI
-architectures (untrained; their structure is what costs) and for the shipped walloc-rgb-rd
-ladder's own training path (``rd_loss`` over ``forward``):
+architectures and for the walloc-rgb-rd ladder's own training path (``rd_loss`` over ``forward``),
+all freshly built (untrained weights: the architecture is what costs, not the values):
 
     OMP_NUM_THREADS=2 .venv/bin/python docs/results/experiments_2026-11-23b/train_step_cpu.py
 
