@@ -132,3 +132,26 @@ def test_atomic_write_refuses_overwrite_and_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(TypeError):
         atomic_write(tmp_path / "never.bin", object())  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+@pytest.mark.parametrize("extra", [b"\x00", b"\x00" * 4, b"junk after the last section"])
+def test_bytes_after_the_last_section_are_refused(extra):
+    """Format contract (docs/bitstream.md): the sections end where the CRC begins. A stream with
+    bytes between the last section and the CRC is malformed even when its CRC is valid."""
+    data = write_container(sample())
+    body = data[:-4] + extra
+    with pytest.raises(BitstreamError, match="section lengths"):
+        read_container(reseal(body + b"\x00\x00\x00\x00"))
+
+
+def test_sections_are_exactly_the_declared_lengths_in_order():
+    c = Container(**{**sample().__dict__, "sections": (b"a", b"", b"bcd" * 100, b"\xff" * 7)})
+    back = read_container(write_container(c))
+    assert back.sections == (b"a", b"", b"bcd" * 100, b"\xff" * 7)
+    data = bytearray(write_container(c))
+    # one byte moved from the last section's declared length to the first's: still the same total
+    lens_at = len(data) - 4 - (1 + 300 + 7) - 4 * 4
+    assert struct.unpack("<4I", data[lens_at : lens_at + 16]) == (1, 0, 300, 7)
+    data[lens_at : lens_at + 16] = struct.pack("<4I", 2, 0, 300, 6)
+    moved = read_container(reseal(bytes(data)))
+    assert moved.sections == (b"a" + b"b", b"", (b"bcd" * 100)[1:] + b"\xff", b"\xff" * 6)

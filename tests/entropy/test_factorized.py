@@ -52,3 +52,16 @@ def test_training_uses_noise_and_eval_rounds():
     y_round, bits = prior(y, training=False)
     assert torch.equal(y_round, torch.zeros_like(y))
     assert bits.shape == (1,) and bits.item() > 0
+
+
+def test_eval_rounds_to_the_nearest_integer_and_bits_are_those_of_the_rounded_values():
+    """Contract (docstring, Balle et al. 2018): in eval mode y_tilde = round(y), the NEAREST
+    integer, not floor/ceil/truncation; and the bits are -log2 of the likelihood at round(y)."""
+    prior = FactorizedPrior(1).eval()
+    y = torch.tensor([0.7, -0.6, -0.3, 0.3, 1.49, -1.51, 2.2, -2.8, 3.0]).view(1, 1, 3, 3)
+    expected = torch.tensor([1.0, -1.0, 0.0, 0.0, 1.0, -2.0, 2.0, -3.0, 3.0]).view(1, 1, 3, 3)
+    y_hat, bits = prior(y)  # the module is in eval mode: training defaults to False
+    assert torch.equal(y_hat, expected)
+    with torch.no_grad():
+        ref = -torch.log2(prior.likelihood(expected)).sum()
+    torch.testing.assert_close(bits, ref.view(1))

@@ -183,3 +183,30 @@ def test_round_trip_with_tables_selected_by_the_integer_net():
     np.testing.assert_array_equal(decoded, symbols.numpy().reshape(-1))
     y_hat = gc.reconstruct(torch.from_numpy(decoded).view(symbols.shape), means)
     assert (y_hat - y).abs().max() <= 0.5 + 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_straight_through_clamp_gradient_clause_by_clause(dtype):
+    """Contract of ``_StraightThroughClamp`` (its docstring and comment): forward is clamp(x, lo, hi);
+    the gradient passes unchanged inside [lo, hi] (bounds included) and, outside, only where a
+    descent step (x -= lr * grad) moves x back towards the range: below lo only grad < 0, above hi
+    only grad > 0. Everything else gets exactly zero. Every (region, sign) pair is checked."""
+    from lcodec.entropy.integer_net import _StraightThroughClamp
+
+    lo, hi = -1.5, 2.0
+    #                 below lo          at lo    inside        at hi   above hi
+    xs = torch.tensor([-9.0, -1.5001, -1.5, -0.3, 0.0, 1.9, 2.0, 2.0001, 7.0], dtype=dtype)
+    region = ["below", "below", "in", "in", "in", "in", "in", "above", "above"]
+    for sign in (-1.0, 1.0):
+        upstream = sign * torch.arange(1, xs.numel() + 1, dtype=dtype)  # distinct magnitudes
+        x = xs.clone().requires_grad_(True)
+        y = _StraightThroughClamp.apply(x, lo, hi)
+        assert torch.equal(y.detach(), xs.clamp(lo, hi))
+        (grad,) = torch.autograd.grad(y, x, upstream)
+        for i, where in enumerate(region):
+            passes = where == "in" or (where == "below" and sign < 0) or (where == "above" and sign > 0)
+            assert grad[i].item() == (upstream[i].item() if passes else 0.0), (where, sign, xs[i].item())
+    # zero upstream gradient stays zero everywhere
+    x = xs.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_StraightThroughClamp.apply(x, lo, hi), x, torch.zeros_like(xs))
+    assert torch.equal(grad, torch.zeros_like(xs))
