@@ -5,18 +5,25 @@ VCEG-M33 (2001). Log-rate is interpolated as a function of quality (and quality
 as a function of log-rate for the delta-quality figure) over the interval where
 both curves overlap, and the mean gap is integrated there. Two interpolants:
 ``"pchip"`` (piecewise cubic Hermite, monotone; the variant recommended in later
-JVET/VCEG common test conditions, works from 2 points) and ``"cubic"`` (the
-original third-order polynomial fit, needs 4 points).
+JVET/VCEG common test conditions) and ``"cubic"`` (the original third-order
+polynomial fit, needs 4 points). pchip runs from 2 points, but on a 2-point curve
+it is a straight line in log-rate, so such a figure says little: it is computed
+with a ``BDWarning``. Use 4 or more points per curve for figures worth reporting.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from lcodec.errors import InputError
 
-__all__ = ["bd_rate", "bd_quality", "BDResult"]
+__all__ = ["bd_rate", "bd_quality", "BDResult", "BDWarning"]
+
+
+class BDWarning(UserWarning):
+    """A BD figure was computed from too few points to be trusted (a curve with 2 points)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,9 @@ def _prepare(rate, quality, label: str) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"{label}: BD figures need at least 2 rate points, got {r.size}")
     if not (np.isfinite(r).all() and np.isfinite(q).all()) or (r <= 0).any():
         raise InputError(f"{label}: rates must be positive and all values finite")
+    if r.size == 2:
+        warnings.warn(f"{label}: a BD figure from a 2-point curve treats it as a straight line in log-rate; "
+                      "use 4 or more rate points per curve", BDWarning, stacklevel=3)
     order = np.argsort(r)
     return np.log(r[order]), q[order]
 
