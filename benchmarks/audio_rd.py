@@ -19,11 +19,11 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from lcodec.eval.adapters import MediaItem, get_eval_codec
 from lcodec.eval.harness import aggregate, evaluate, write_report
+from lcodec.eval.matched import audio_matched_rate
 from lcodec.io.audio import AUDIO_SUFFIXES, read_audio
 from lcodec.train.recipes.walloc_audio import TRAIN_CLIPS
 
@@ -39,23 +39,6 @@ def held_out(root: Path) -> dict[str, list[MediaItem]]:
             x, rate = read_audio(path)
             groups.setdefault(group, []).append(MediaItem(path.name, "audio", x.unsqueeze(0), sample_rate=rate))
     return groups
-
-
-def matched(rows, learned: str, quality: int, classical: str) -> dict[str, object]:
-    """Mean over clips of metric(learned) - metric(classical at the learned clip's rate), for
-    SI-SDR (dB, positive = learned better) and log-mel distance (positive = learned WORSE)."""
-    diffs: dict[str, list[float]] = {"si-sdr": [], "log-mel": []}
-    clamped = 0
-    for r in (r for r in rows if r.codec == learned and r.quality == quality):
-        own = sorted((c for c in rows if c.codec == classical and c.item == r.item), key=lambda c: c.rate)
-        lr, x = np.log([c.rate for c in own]), np.log(r.rate)
-        if x < lr[0]:
-            clamped += 1  # compare with the classical codec's lowest rate, which is higher than ours
-        for metric, values in diffs.items():
-            values.append(r.metrics[metric] - float(np.interp(x, lr, [c.metrics[metric] for c in own])))
-    return {"si_sdr_gain_db": statistics.fmean(diffs["si-sdr"]), "log_mel_diff": statistics.fmean(diffs["log-mel"]),
-            "clips": len(diffs["si-sdr"]), "clips_vs_higher_classical_rate": clamped,
-            "clips_where_learned_si_sdr_is_higher": sum(d > 0 for d in diffs["si-sdr"])}
 
 
 def encode_seconds(name: str, quality: int, clip: Path, threads: int) -> float:
@@ -96,7 +79,7 @@ def main() -> None:
             entry = {"quality": q, "clips": learned.items, "kbps": learned.rate[i],
                      "estimated_kbps": learned.estimated_rate[i], **{k: v[i] for k, v in learned.metrics.items()}}
             for classical in CLASSICAL_GRID:
-                entry[f"vs_{classical}"] = matched(rows, args.codec, q, classical)
+                entry[f"vs_{classical}"] = audio_matched_rate(rows, args.codec, q, classical)
             points.append(entry)
         report["groups"][group] = {"clips": [i.name for i in items], "points": points}
     clip = args.data / "music_stereo_48k" / "guitar48_stereo.wav"

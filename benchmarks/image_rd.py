@@ -19,11 +19,11 @@ import json
 import statistics
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from lcodec.eval.adapters import LearnedCodec, MediaItem, get_eval_codec
 from lcodec.eval.harness import aggregate, evaluate, load_items, write_report
+from lcodec.eval.matched import image_matched_rate_gain
 
 
 def center_crop(item: MediaItem, h: int, w: int) -> MediaItem | None:
@@ -35,17 +35,6 @@ def center_crop(item: MediaItem, h: int, w: int) -> MediaItem | None:
         return None
     top, left = (H - h) // 2, (W - w) // 2
     return MediaItem(item.name, item.modality, x[..., top : top + h, left : left + w].contiguous())
-
-
-def matched_rate_gain(rows, learned: str, classical: str) -> tuple[float | None, int]:
-    """Mean over images of PSNR(learned) - PSNR(classical interpolated at the learned rate)."""
-    gains = []
-    for r in (r for r in rows if r.codec == learned):
-        pts = sorted((c.rate, c.metrics["psnr-rgb"]) for c in rows if c.codec == classical and c.item == r.item)
-        lr = np.log([p[0] for p in pts])
-        if lr[0] <= np.log(r.rate) <= lr[-1]:
-            gains.append(r.metrics["psnr-rgb"] - float(np.interp(np.log(r.rate), lr, [p[1] for p in pts])))
-    return (statistics.fmean(gains) if gains else None), len(gains)
 
 
 def section_bpp(codec: LearnedCodec, quality: int, items: list[MediaItem]) -> dict[str, float]:
@@ -103,8 +92,7 @@ def main() -> None:
                      "encode_s": learned.encode_s[i], "decode_s": learned.decode_s[i],
                      **section_bpp(codecs[learned_names.index(name)], q, items)}
             for classical in ("jpeg", "webp"):
-                sub = [r for r in rows if r.codec != name or r.quality == q]
-                gain, n = matched_rate_gain(sub, name, classical)
+                gain, n = image_matched_rate_gain(rows, name, classical, quality=q)
                 entry[f"psnr_gain_vs_{classical}_at_matched_rate_db"] = gain
                 entry[f"matched_images_{classical}"] = n
             headline.append(entry)
