@@ -6,7 +6,7 @@ import json
 
 from lcodec.registry import list_codecs
 
-__all__ = ["add_parser", "main"]
+__all__ = ["add_parser", "main", "table"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,14 +16,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Rows of cells as text columns two spaces apart, each as wide as its widest cell (the last unpadded)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]) for r in rows)
+
+
 def main(args: argparse.Namespace) -> int:
     specs = list_codecs(args.pattern)
     if args.json:
         print(json.dumps([s.to_dict() for s in specs], indent=2))
         return 0
-    print(f"{'name':<16} {'modality':<8} {'qualities':<24} {'weights':<8} {'entropy model'}")
+    rows = [("name", "modality", "qualities", "weights", "entropy model")]
     for s in specs:
         qs = ",".join(map(str, s.qualities)) + f" (default {s.default_quality})"
         shipped = "shipped" if s.weights else "train"  # "train": registered, weights not in the package
-        print(f"{s.name:<16} {s.modality:<8} {qs:<24} {shipped:<8} {s.entropy_model}")
+        rows.append((s.name, s.modality, qs, shipped, s.entropy_model))
+    print(table(rows))
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from lcodec.cli import decode, encode, eval_cmd, info, list_cmd, mpq, train
@@ -22,11 +23,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that left shows here, not in the interpreter's flush at exit
+        return code
     except LcodecError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted")
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _reader_left() -> int:
+    """The reader of our output went away (``codec list --json | head -1``): stop quietly, as a
+    tool killed by SIGPIPE does. Later writes, including the flush at exit, go to /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13  # the shell's status for a process ended by SIGPIPE
 
 
 def entry() -> None:
