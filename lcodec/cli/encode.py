@@ -2,33 +2,56 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 from pathlib import Path
 
 from lcodec.api import load
-from lcodec.bitstream.container import atomic_write
-from lcodec.cli._common import check_output
-from lcodec.errors import InputError
-from lcodec.io.audio import AUDIO_SUFFIXES, read_audio
+from lcodec.cli._common import OUTPUT_HELP, about_file, open_output
+from lcodec.errors import InputError, LcodecError
+from lcodec.io.audio import AUDIO_SUFFIXES, read_audio_info
 from lcodec.io.image import IMAGE_SUFFIXES, read_image_info
 
-__all__ = ["add_parser", "main"]
+__all__ = ["add_parser", "main", "DEFAULT_CODEC"]
 
-DEFAULT_CODEC = {"image": "walloc-rgb", "audio": "walloc-audio"}
+# Images: the best rate-distortion that still encodes a 768x512 photo in about a second on 2 cores,
+# at its default quality (q4: 0.67 bpp, 33.9 dB PSNR-RGB mean on the val photos).
+DEFAULT_CODEC = {"image": "walloc-rgb-rd", "audio": "walloc-audio"}
+# Every registered audio codec codes mono or stereo; checked here, where the file name is known.
+AUDIO_CHANNELS = (1, 2)
+
+DESCRIPTION = f"""\
+Compress an image or audio file into an lcodec stream (decode it with `codec decode`).
+
+Images default to {DEFAULT_CODEC["image"]} at quality 4: on the 16 val photos 0.67 bpp and 33.9 dB PSNR on
+average (detailed photos take more bits), about 1 s to encode a 768x512 photo on 2 cores.
+Choose speed or size:
+  faster encode and decode:        --codec walloc-rgb-light
+  smaller files, same quality:     --refine 20   (about a minute per photo; decoding unchanged)
+  another rate:                    --quality 1 (smallest file) .. 6 (best picture)
+Audio defaults to {DEFAULT_CODEC["audio"]} at its default quality. `codec list` shows every codec.
+
+{textwrap.fill(OUTPUT_HELP, 100)}"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("encode", help="compress an image or audio file into an lcodec stream")
+    p = sub.add_parser("encode", help="compress an image or audio file into an lcodec stream",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
     p.add_argument("--codec", default=None,
-                   help="registered codec name (default: walloc-rgb for images, walloc-audio for audio)")
-    p.add_argument("--quality", type=int, default=None, help="rate point (default: the codec's default)")
+                   help=f"registered codec name (default: {DEFAULT_CODEC['image']} for images, "
+                        f"{DEFAULT_CODEC['audio']} for audio; see `codec list`)")
+    p.add_argument("--quality", type=int, default=None,
+                   help=f"rate point (default: the codec's default; quality 4 for {DEFAULT_CODEC['image']})")
     p.add_argument("--refine", type=int, default=0, metavar="N",
                    help="images, variable-rate codecs (walloc-rgb-rd, walloc-rgb-light): N steps of encoder-side "
                         "latent refinement (N gradient steps, then up to 6 greedy symbol passes); smaller files at "
                         "equal quality, about 1 s per step plus 25 s for the passes per megapixel on 2 cores; "
                         "decoding is unchanged (default 0: off)")
+    p.add_argument("--normalize", action="store_true",
+                   help="audio: scale a float file whose samples exceed +-1 by 1/peak (without it such a file "
+                        "is refused, never clipped)")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.set_defaults(func=main)
 
@@ -44,37 +67,54 @@ def _modality(path: Path) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    check_output(args.input, args.output, args.force)
     if not args.input.exists():
         raise InputError(f"{args.input}: no such file")
     modality = _modality(args.input)
     if args.refine < 0:
         raise InputError(f"--refine must be >= 0, got {args.refine}")
-    codec = load(args.codec or DEFAULT_CODEC[modality], args.quality)
-    if codec.modality != modality:
-        raise InputError(f"{codec.name} codes {codec.modality}, but {args.input} is {modality}")
-    if args.refine and not hasattr(codec, "refine_latents"):
-        raise InputError(f"--refine: {codec.name} has no encoder refinement "
-                         "(variable-rate image codecs have it: walloc-rgb-rd, walloc-rgb-light)")
-    if modality == "audio":
-        x, rate = read_audio(args.input)
+    if args.normalize and modality != "audio":
+        raise InputError(f"--normalize is for audio files; {args.input} is an image")
+    with open_output(args.input, args.output, args.force) as out:
+        codec = load(args.codec or DEFAULT_CODEC[modality], args.quality)
+        if codec.modality != modality:
+            raise InputError(f"{codec.name} codes {codec.modality}, but {args.input} is {modality}; "
+                             f"leave out --codec to use {DEFAULT_CODEC[modality]}")
+        if args.refine and not hasattr(codec, "refine_latents"):
+            raise InputError(f"--refine: {codec.name} has no encoder refinement "
+                             "(variable-rate image codecs have it: walloc-rgb-rd, walloc-rgb-light)")
+        if modality == "audio":
+            return _encode_audio(args, codec, out)
+        x, info = read_image_info(args.input)
         t0 = time.perf_counter()
-        data = codec.compress(x.unsqueeze(0), rate)
+        kwargs = {"refine": args.refine, "progress": True} if args.refine else {}
+        try:
+            data = codec.compress(x.unsqueeze(0), **kwargs)
+        except LcodecError as exc:
+            raise about_file(args.input, exc) from None
         seconds = time.perf_counter() - t0
-        atomic_write(args.output, data, overwrite=args.force)
-        duration = x.shape[-1] / rate
-        print(f"{args.input} {x.shape[0]} ch {rate} Hz {duration:.2f} s -> {args.output}: {len(data)} bytes, "
-              f"{8 * len(data) / duration / 1000:.1f} kbit/s, {codec.name} q{codec.quality}, {seconds:.2f} s")
-        return 0
-    x, info = read_image_info(args.input)
-    t0 = time.perf_counter()
-    kwargs = {"refine": args.refine, "progress": True} if args.refine else {}
-    data = codec.compress(x.unsqueeze(0), **kwargs)
-    seconds = time.perf_counter() - t0
-    atomic_write(args.output, data, overwrite=args.force)
+        out.write(data)
     h, w = x.shape[-2:]
     note = " (alpha channel dropped)" if info.dropped_alpha else ""
     print(f"{args.input} {w}x{h} -> {args.output}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, "
           f"{codec.name} q{codec.quality}{f' refined {args.refine} steps' if args.refine else ''}, "
           f"{seconds:.2f} s{note}")
+    return 0
+
+
+def _encode_audio(args: argparse.Namespace, codec, out) -> int:
+    x, rate, info = read_audio_info(args.input, normalize=args.normalize)
+    if x.shape[0] not in AUDIO_CHANNELS:
+        raise InputError(f"{args.input} has {x.shape[0]} channels; {codec.name} codes mono or stereo: mix it "
+                         f"down first, e.g. `ffmpeg -i {args.input} -ac 2 stereo.wav`")
+    t0 = time.perf_counter()
+    try:
+        data = codec.compress(x.unsqueeze(0), rate)
+    except LcodecError as exc:
+        raise about_file(args.input, exc) from None
+    seconds = time.perf_counter() - t0
+    out.write(data)
+    duration = x.shape[-1] / rate
+    note = f" (normalized: peak {info.peak:g} scaled by 1/{info.peak:g})" if info.gain != 1.0 else ""
+    print(f"{args.input} {x.shape[0]} ch {rate} Hz {duration:.2f} s -> {args.output}: {len(data)} bytes, "
+          f"{8 * len(data) / duration / 1000:.1f} kbit/s, {codec.name} q{codec.quality}, {seconds:.2f} s{note}")
     return 0

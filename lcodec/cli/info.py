@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from lcodec.bitstream.container import FORMAT_VERSION, read_container
-from lcodec.cli._common import read_bytes
+from lcodec.cli._common import read_stream
 
 __all__ = ["add_parser", "main", "describe"]
 
@@ -68,7 +68,8 @@ def _model_rate(name: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    d = describe(read_bytes(args.input))
+    data, _ = read_stream(args.input)  # stream errors name the file
+    d = describe(data)
     if args.json:
         print(json.dumps(d, indent=2))
         return 0

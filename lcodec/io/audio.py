@@ -6,27 +6,45 @@ sample rate. Integer PCM is scaled by 1 / 2^(bits-1) (libsndfile's convention), 
 and FLAC, Vorbis for .ogg. Writing quantizes a value v in [-1, 1] to
 round(v * 32768) clipped to [-32768, 32767], so reading it back gives k / 32768 and
 write -> read is exact for any audio that came from a 16-bit file.
+
+Float files (``FLOAT``/``DOUBLE`` subtypes, e.g. 32-bit float WAV) may hold samples beyond full scale. They are
+refused with the peak found (never clipped silently), unless the caller asks for
+``normalize=True``: then the whole file is scaled by 1 / peak, so its peak becomes exactly 1.
+Files with NaN or infinite samples are refused either way.
 """
 from __future__ import annotations
 
 import io
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lcodec.errors import InputError
+from lcodec.io.output import OutputFile
 
-__all__ = ["read_audio", "write_audio", "encode_audio", "quantize_pcm16", "AUDIO_SUFFIXES", "AUDIO_OUTPUT_SUFFIXES"]
+__all__ = ["read_audio", "read_audio_info", "AudioInfo", "write_audio", "encode_audio", "quantize_pcm16", "AUDIO_SUFFIXES", "AUDIO_OUTPUT_SUFFIXES"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 _WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
 AUDIO_OUTPUT_SUFFIXES = tuple(_WRITE_FORMATS)
+# Files that store float samples, which may lie anywhere; integer PCM reads within [-1, 1) by
+# construction, and the small overshoot a lossy decoder (Vorbis, Opus, MP3) may produce is left as is.
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 
-def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
-    """Read an audio file -> ((channels, samples) float32 in [-1, 1], sample rate in Hz)."""
+@dataclass(frozen=True)
+class AudioInfo:
+    peak: float  # largest |sample| in the file as stored
+    gain: float  # what the samples were multiplied by on reading (1.0 unless normalized)
+
+
+def read_audio_info(path: str | Path, normalize: bool = False) -> tuple[torch.Tensor, int, AudioInfo]:
+    """Read an audio file -> ((channels, samples) float32 in [-1, 1], sample rate in Hz, AudioInfo).
+
+    A float file whose peak is beyond 1 is refused, or scaled by 1 / peak with ``normalize``.
+    """
     import soundfile as sf
 
     path = Path(path)
@@ -37,12 +55,33 @@ def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     if path.suffix.lower() not in AUDIO_SUFFIXES:
         raise InputError(f"{path}: unsupported audio suffix {path.suffix!r}; use one of {', '.join(AUDIO_SUFFIXES)}")
     try:
+        stored_as_float = sf.info(str(path)).subtype in _FLOAT_SUBTYPES
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise InputError(f"{path}: not a readable audio file ({exc})") from None
     if data.shape[0] == 0:
         raise InputError(f"{path}: audio file has no samples")
-    return torch.from_numpy(np.ascontiguousarray(data.T)), int(rate)
+    if not np.isfinite(data).all():
+        raise InputError(f"{path}: the file holds NaN or infinite samples (or values beyond the float32 "
+                         "range); repair or re-export it")
+    peak = float(np.abs(data).max())
+    gain = 1.0
+    if peak > 1.0 and stored_as_float:
+        if not normalize:
+            raise InputError(
+                f"{path}: float samples reach {peak:g}, beyond full scale (+-1); they would be clipped. "
+                f"Scale the file into [-1, 1] first, or pass --normalize to scale it by 1/{peak:g}"
+            )
+        gain = 1.0 / peak
+        data = np.clip(data * np.float32(gain), -1.0, 1.0)  # the clip only absorbs float32 rounding at the peak
+    x = torch.from_numpy(np.ascontiguousarray(data.T))
+    return x, int(rate), AudioInfo(peak=peak, gain=gain)
+
+
+def read_audio(path: str | Path, normalize: bool = False) -> tuple[torch.Tensor, int]:
+    """Read an audio file -> ((channels, samples) float32 in [-1, 1], sample rate in Hz)."""
+    x, rate, _ = read_audio_info(path, normalize)
+    return x, rate
 
 
 def quantize_pcm16(x: np.ndarray) -> np.ndarray:
@@ -77,10 +116,8 @@ def write_audio(path: str | Path, x: torch.Tensor, rate: int) -> None:
     """Write (channels, samples) or (1, channels, samples) audio in [-1, 1] to ``path``.
 
     The format follows the suffix (see ``_WRITE_FORMATS``). The file is written
-    atomically: encoded in memory, then moved into place.
+    atomically (``lcodec.io.output.OutputFile``): encoded in memory, then moved into place.
     """
     path = Path(path)
-    data = encode_audio(x, rate, path.suffix)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with OutputFile(path) as out:
+        out.write(encode_audio(x, rate, path.suffix))

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from lcodec.errors import InputError
 
-__all__ = ["read_image", "read_image_info", "write_image", "ImageInfo", "IMAGE_SUFFIXES"]
+__all__ = ["read_image", "read_image_info", "write_image", "image_format", "ImageInfo", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -77,6 +77,18 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+def image_format(path: str | Path) -> str:
+    """The Pillow format an image written to ``path`` gets from its suffix; refuses other suffixes.
+
+    Cheap (no pixels involved): callers check an output name with it before decoding anything.
+    """
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise InputError(f"{path}: unknown image suffix {path.suffix!r} (use .png)")
+    return fmt
+
+
 def write_image(path: str | Path, x: torch.Tensor) -> bytes:
     """Encode (3, H, W) in [0, 1] as an 8-bit image in the format of ``path``'s suffix; returns bytes.
 
@@ -84,10 +96,7 @@ def write_image(path: str | Path, x: torch.Tensor) -> bytes:
     """
     import io
 
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{path}: unknown image suffix {path.suffix!r} (use .png)")
+    fmt = image_format(path)
     buf = io.BytesIO()
     Image.fromarray(to_uint8(x), mode="RGB").save(buf, format=fmt)
     return buf.getvalue()
