@@ -4,27 +4,35 @@
     curves = aggregate(rows)
     write_report(rows, curves, out_dir, anchor="webp", plot=True)
 
+With ``log=PATH`` every point is appended to a JSON-lines file as soon as it is measured, and
+points already in that file are not measured again: a stopped run resumes where it stopped.
+Timings: ``warmup`` untimed encode+decode runs per codec and quality first, then each point is
+timed ``repeat`` times and the median is reported.
+
 Rate always comes from the WHOLE stored file (container header included); the
 model's own estimate is recorded beside it when the codec has one. Curves are
 per-quality means over items (as CompressAI reports them).
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from lcodec.errors import InputError
 from lcodec.eval.adapters import EvalCodec, MediaItem, check_modality
 
-__all__ = ["RDRow", "Curve", "evaluate", "aggregate", "load_items", "write_report", "METRICS", "RATE_KEY"]
+__all__ = ["RDRow", "Curve", "evaluate", "aggregate", "load_items", "write_report", "read_log", "count_measured",
+           "METRICS", "RATE_KEY"]
 
 RATE_KEY = {"image": "bpp", "video": "bpp", "audio": "kbps"}
 PRIMARY = {"image": "psnr-rgb", "video": "psnr-yuv", "audio": "si-sdr"}
@@ -76,10 +84,11 @@ class RDRow:
     estimated_bits: float | None  # the model's own estimate of its payload, when it has one
     estimated_rate: float | None
     metrics: dict[str, float | None]
-    encode_s: float
+    encode_s: float  # median over timing_repeats runs, after the warm-up
     decode_s: float
     device: str
     versions: dict[str, str]
+    timing_repeats: int = 1
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -123,49 +132,135 @@ def estimated_bits(codec: EvalCodec, item: MediaItem, quality) -> float | None:
     return None if estimate is None else estimate(item, quality)
 
 
+def _point(codec: str, quality, item: str) -> tuple[str, str, str]:
+    """The identity of one measured point (quality as JSON, so 3 and 3.0 stay distinct as written)."""
+    return codec, json.dumps(quality), item
+
+
+def read_log(path: str | Path) -> dict[tuple[str, str, str], RDRow]:
+    """The rows a run has appended to ``path`` so far (a torn last line from a killed run is skipped)."""
+    path = Path(path)
+    known = {f.name for f in fields(RDRow)}
+    rows: dict[tuple[str, str, str], RDRow] = {}
+    if not path.is_file():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            d = json.loads(line)
+            row = RDRow(**{k: v for k, v in d.items() if k in known})
+        except (json.JSONDecodeError, TypeError, AttributeError):
+            continue
+        rows[_point(row.codec, row.quality, row.item)] = row
+    return rows
+
+
+def _grid(codecs: list[EvalCodec], qualities: dict[str, tuple] | None) -> dict[str, tuple]:
+    return {c.name: tuple((qualities or {}).get(c.name, c.qualities)) for c in codecs}
+
+
+def count_measured(log: str | Path, codecs: list[EvalCodec], items: list[MediaItem],
+                   qualities: dict[str, tuple] | None = None) -> tuple[int, int]:
+    """(points of this run already in ``log``, points in this run)."""
+    done = read_log(log)
+    grid = _grid(codecs, qualities)
+    points = [_point(c.name, q, i.name) for c in codecs for q in grid[c.name] for i in items]
+    return sum(p in done for p in points), len(points)
+
+
 def evaluate(
     codecs: list[EvalCodec],
     items: list[MediaItem],
     qualities: dict[str, tuple] | None = None,
     progress: bool = True,
+    *,
+    warmup: int = 1,
+    repeat: int = 1,
+    log: str | Path | None = None,
 ) -> list[RDRow]:
-    """Encode and decode every item with every codec at each quality; one row per run."""
+    """Encode and decode every item with every codec at each quality; one row per point.
+
+    ``warmup``: untimed encode+decode runs of the first item per codec and quality before timing.
+    ``repeat``: timed runs per point; the row reports the median (the bytes and metrics are the first run's).
+    ``log``: a JSON-lines file each row is appended to as measured; rows already in it are reused.
+    """
     from tqdm import tqdm
 
     if not items:
         raise InputError("no items to evaluate")
+    if warmup < 0 or repeat < 1:
+        raise InputError(f"need warmup >= 0 and repeat >= 1, got warmup={warmup}, repeat={repeat}")
     for codec in codecs:
         for item in items:
             check_modality(codec, item)
     versions = _versions()
     metric_fns = {m: METRICS[m]() for m in {item.modality for item in items}}
-    grid = {c.name: tuple((qualities or {}).get(c.name, c.qualities)) for c in codecs}
-    total = sum(len(grid[c.name]) for c in codecs) * len(items)
+    grid = _grid(codecs, qualities)
+    done = read_log(log) if log is not None else {}
+    total = sum(_point(c.name, q, i.name) not in done for c in codecs for q in grid[c.name] for i in items)
     rows: list[RDRow] = []
-    with tqdm(total=total, disable=not progress, desc="eval", unit="run") as bar:
-        for codec in codecs:
-            for quality in grid[codec.name]:
-                if hasattr(codec, "prepare"):  # loading weights is not part of any one encode
-                    codec.prepare(quality)
-                for item in items:
-                    bar.set_postfix_str(f"{codec.name} q={quality} {item.name}")
-                    t0 = time.perf_counter()
-                    enc = codec.encode(item, quality)
-                    t1 = time.perf_counter()
-                    y = codec.decode(enc.data, item)
-                    t2 = time.perf_counter()
-                    if tuple(y.shape) != tuple(item.x.shape):
-                        raise InputError(f"{codec.name} returned shape {tuple(y.shape)} for {item.name} {tuple(item.x.shape)}")
-                    bits = estimated_bits(codec, item, quality)  # after the timings: not part of encoding
-                    est = None if bits is None else _rate(item, bits / 8.0)
-                    rows.append(RDRow(
-                        item=item.name, codec=codec.name, quality=quality, bytes=len(enc.data),
-                        rate=_rate(item, len(enc.data)), estimated_bits=bits, estimated_rate=est,
-                        metrics={k: fn(item, y) for k, fn in metric_fns[item.modality].items()},
-                        encode_s=t1 - t0, decode_s=t2 - t1, device="cpu", versions=versions,
-                    ))
-                    bar.update(1)
+    sink = _open_log(log) if log is not None and total else None
+    try:
+        with tqdm(total=total, disable=not progress, desc="eval", unit="run") as bar:
+            for codec in codecs:
+                for quality in grid[codec.name]:
+                    todo = [i for i in items if _point(codec.name, quality, i.name) not in done]
+                    if todo:
+                        if hasattr(codec, "prepare"):  # loading weights is not part of any one encode
+                            codec.prepare(quality)
+                        for _ in range(warmup):
+                            codec.decode(codec.encode(todo[0], quality).data, todo[0])
+                    for item in items:
+                        key = _point(codec.name, quality, item.name)
+                        if key in done:
+                            rows.append(done[key])
+                            continue
+                        bar.set_postfix_str(f"{codec.name} q={quality} {item.name}")
+                        row = _measure(codec, item, quality, repeat, metric_fns[item.modality], versions)
+                        if sink is not None:
+                            sink.write(json.dumps(row.to_dict()) + "\n")
+                            sink.flush()
+                        rows.append(row)
+                        bar.update(1)
+    finally:
+        if sink is not None:
+            sink.close()
     return rows
+
+
+def _open_log(path: str | Path):
+    path = Path(path)
+    torn = path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+    sink = path.open("a")
+    if torn:  # a killed run's half line stays a line of its own, skipped on reading
+        sink.write("\n")
+    return sink
+
+
+def _measure(codec: EvalCodec, item: MediaItem, quality, repeat: int,
+             metric_fns: dict[str, Callable[[MediaItem, torch.Tensor], float | None]],
+             versions: dict[str, str]) -> RDRow:
+    encode_s, decode_s = [], []
+    for run in range(repeat):
+        t0 = time.perf_counter()
+        enc = codec.encode(item, quality)
+        t1 = time.perf_counter()
+        y = codec.decode(enc.data, item)
+        t2 = time.perf_counter()
+        encode_s.append(t1 - t0)
+        decode_s.append(t2 - t1)
+        if run == 0:
+            data, first_y = enc.data, y
+    if tuple(first_y.shape) != tuple(item.x.shape):
+        raise InputError(f"{codec.name} returned shape {tuple(first_y.shape)} for {item.name} {tuple(item.x.shape)}")
+    bits = estimated_bits(codec, item, quality)  # after the timings: not part of encoding
+    est = None if bits is None else _rate(item, bits / 8.0)
+    return RDRow(
+        item=item.name, codec=codec.name, quality=quality, bytes=len(data),
+        rate=_rate(item, len(data)), estimated_bits=bits, estimated_rate=est,
+        metrics={k: fn(item, first_y) for k, fn in metric_fns.items()},
+        encode_s=statistics.median(encode_s), decode_s=statistics.median(decode_s), device="cpu",
+        versions=versions, timing_repeats=repeat,
+    )
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -208,34 +303,67 @@ def _guess_modality(rows: list[RDRow]) -> str:
 
 
 # ------------------------------------------------------------------------ items
-def load_items(folder: str | Path, limit: int | None = None, modality: str | None = None) -> list[MediaItem]:
-    """Every readable media file in ``folder`` (sorted by name), as MediaItems."""
-    from lcodec.io.image import IMAGE_SUFFIXES, read_image
+def _kind(path: Path) -> str | None:
+    from lcodec.io.audio import AUDIO_SUFFIXES
+    from lcodec.io.image import IMAGE_SUFFIXES
+    from lcodec.io.video import VIDEO_SUFFIXES
 
+    suffix = path.suffix.lower()
+    for kind, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    return None
+
+
+def _read_item(path: Path, kind: str) -> MediaItem:
+    if kind == "image":
+        from lcodec.io.image import read_image
+
+        return MediaItem(path.name, "image", read_image(path).unsqueeze(0))
+    if kind == "audio":
+        from lcodec.io.audio import read_audio
+
+        x, rate = read_audio(path)
+        return MediaItem(path.name, "audio", x.unsqueeze(0), sample_rate=rate)
+    from lcodec.io.video import read_video
+
+    x, fps = read_video(path)
+    return MediaItem(path.name, "video", x.unsqueeze(0), fps=fps)
+
+
+def load_items(folder: str | Path, limit: int | None = None, modality: str | None = None,
+               names: Sequence[str] | None = None) -> list[MediaItem]:
+    """The media files in ``folder`` (sorted by name) of ``modality`` (any if None), as MediaItems.
+
+    ``names``: keep only files whose name matches one of these names or shell globs (``kodim0*.png``);
+    a name or glob that matches no file is an error. ``limit``: the first N files after that.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"data folder {folder} does not exist")
-    audio_suffixes = (".wav", ".flac", ".ogg", ".mp3")
-    video_suffixes = (".y4m", ".mp4", ".mkv")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    if names:
+        for pattern in names:
+            if not any(fnmatch.fnmatchcase(p.name, pattern) for p in files):
+                raise InputError(f"--images {pattern!r} matches no file in {folder}")
+        files = [p for p in files if any(fnmatch.fnmatchcase(p.name, pattern) for pattern in names)]
+    kinds = {p: _kind(p) for p in files}
     items: list[MediaItem] = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        suffix = path.suffix.lower()
-        if suffix in IMAGE_SUFFIXES and modality in (None, "image"):
-            items.append(MediaItem(path.name, "image", read_image(path).unsqueeze(0)))
-        elif suffix in audio_suffixes and modality in (None, "audio"):
-            from lcodec.io.audio import read_audio
-
-            x, rate = read_audio(path)
-            items.append(MediaItem(path.name, "audio", x.unsqueeze(0), sample_rate=rate))
-        elif suffix in video_suffixes and modality in (None, "video"):
-            from lcodec.io.video import read_video
-
-            x, fps = read_video(path)
-            items.append(MediaItem(path.name, "video", x.unsqueeze(0), fps=fps))
+    for path in files:
+        if kinds[path] is not None and modality in (None, kinds[path]):
+            items.append(_read_item(path, kinds[path]))
         if limit is not None and len(items) >= limit:
             break
     if not items:
-        raise InputError(f"no readable media files in {folder}")
+        others = [p for p in files if kinds[p] is not None]
+        if modality and others:
+            kind = kinds[others[0]]
+            listed = ", ".join(p.name for p in others[:3]) + (", ..." if len(others) > 3 else "")
+            raise InputError(
+                f"no {modality} files in {folder}: it holds {len(others)} {kind} file(s) ({listed}); "
+                f"evaluate them with {kind} codecs (`codec list`, `codec eval --list-classical`)"
+            )
+        raise InputError(f"no readable media files in {folder} (looked for images, audio and video by suffix)")
     return items
 
 
@@ -257,7 +385,7 @@ def _ms_ssim_db(v: float | None) -> float | None:
 
 def bd_table(curves: list[Curve], anchor: Curve, references: list[tuple[str, list[float], list[float], list[float] | None]] = ()) -> list[dict[str, object]]:
     """BD-rate of every curve vs the anchor, in the primary metric and (images) MS-SSIM."""
-    from lcodec.eval.bdrate import bd_rate
+    from lcodec.eval.bdrate import BDWarning, bd_rate
 
     primary = PRIMARY[anchor.modality]
     out = []
@@ -271,8 +399,13 @@ def bd_table(curves: list[Curve], anchor: Curve, references: list[tuple[str, lis
                 pa = [(r, q) for r, q in zip(anchor.rate, anchor.metrics.get(metric, ())) if q is not None]
                 pt = [(r, q) for r, q in zip(c.rate, c.metrics.get(metric, ())) if q is not None]
                 conv = _ms_ssim_db if metric.startswith("ms-ssim") else (lambda v: v)
-                entry[key] = bd_rate([p[0] for p in pa], [conv(p[1]) for p in pa],
-                                     [p[0] for p in pt], [conv(p[1]) for p in pt]).value
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", BDWarning)
+                    entry[key] = bd_rate([p[0] for p in pa], [conv(p[1]) for p in pa],
+                                         [p[0] for p in pt], [conv(p[1]) for p in pt]).value
+                notes = [str(w.message) for w in caught if issubclass(w.category, BDWarning)]
+                if notes:  # a figure with a caveat: kept, and the caveat goes beside it into the report
+                    entry[f"{key}-note"] = " ".join(dict.fromkeys(notes))
             except InputError as exc:
                 entry[key] = None
                 entry[f"{key}-note"] = str(exc)
@@ -284,11 +417,13 @@ def write_report(
     rows: list[RDRow],
     curves: list[Curve],
     out_dir: str | Path,
-    anchor: str | None = None,
+    anchor: str | Sequence[str] | None = None,
     plot: bool = False,
     reference: str | None = None,
 ) -> dict[str, Path]:
-    """Write rows.json, curves.json, compressai/<codec>.json, summary.md (+ rd.png/rd.svg)."""
+    """Write rows.json, curves.json, compressai/<codec>.json, summary.md (+ rd.png/rd.svg).
+
+    ``anchor``: one codec name or several; BD-rates of every other curve against each."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"rows": out / "rows.json", "curves": out / "curves.json", "summary": out / "summary.md"}
@@ -300,9 +435,11 @@ def write_report(
 
     ref_curves = _reference_curves(reference) if reference else []
     by_name = {c.codec: c for c in curves}
-    if anchor is not None and anchor not in by_name:
-        raise InputError(f"anchor {anchor!r} was not evaluated; add it with --codec {anchor}")
-    bds = bd_table(curves, by_name[anchor]) if anchor else []
+    anchors = [anchor] if isinstance(anchor, str) else list(anchor or ())
+    for name in anchors:
+        if name not in by_name:
+            raise InputError(f"anchor {name!r} was not evaluated; add it with --codec {name}")
+    bds = [entry for name in dict.fromkeys(anchors) for entry in bd_table(curves, by_name[name])]
     ref_bds = _reference_bds(curves, ref_curves) if ref_curves else []
     written["summary"].write_text(_summary_md(curves, bds, ref_bds, reference))
     if bds or ref_bds:
@@ -351,6 +488,13 @@ def _fmt(v: object, digits: int = 3) -> str:
     return str(v)
 
 
+def _bd_cell(entry: dict, key: str, notes: list[str]) -> str:
+    """A BD figure with its note's number: "n/a [1]" when there is no figure, "+3.10 [2]" for a caveat."""
+    note = entry.get(f"{key}-note")
+    mark = f" [{notes.index(str(note)) + 1}]" if note else ""
+    return ("n/a" if entry.get(key) is None else _fmt(entry[key], 2)) + mark
+
+
 def _summary_md(curves: list[Curve], bds: list[dict], ref_bds: list[dict], reference: str | None) -> str:
     lines = ["# Rate-distortion summary", ""]
     for c in curves:
@@ -373,10 +517,7 @@ def _summary_md(curves: list[Curve], bds: list[dict], ref_bds: list[dict], refer
         lines += [f"## {title} (negative = fewer bits for the same quality)", "",
                   "| codec | anchor | " + " | ".join(f"{k} (%)" for k in keys) + " |", "|" + "---|" * (2 + len(keys))]
         for e in table:
-            cells = " | ".join(
-                _fmt(e[k], 2) if e.get(k) is not None else f"n/a [{notes.index(str(e.get(f'{k}-note'))) + 1}]"
-                for k in keys
-            )
+            cells = " | ".join(_bd_cell(e, k, notes) for k in keys)
             lines.append(f"| {e['codec']} | {e['anchor']} | {cells} |")
         lines += [""] + [f"[{i + 1}] {n}" for i, n in enumerate(notes)] + ([""] if notes else [])
     return "\n".join(lines)

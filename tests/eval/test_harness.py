@@ -1,5 +1,7 @@
 """The harness end to end on two small real images, one learned and one classical codec."""
 import json
+import re
+import time
 
 import pytest
 from PIL import Image
@@ -106,5 +108,144 @@ def test_timed_encode_is_only_the_encode(folder):
             return super().estimate_bits(item, quality)
 
     rows = evaluate([Logged("walloc-rgb")], load_items(folder), qualities={"walloc-rgb": (3,)}, progress=False)
-    assert calls == ["prepare"] + ["encode", "decode", "estimate"] * 2
+    assert calls == ["prepare", "encode", "decode"] + ["encode", "decode", "estimate"] * 2  # one warm-up first
     assert all(r.estimated_bits > 0 for r in rows)
+
+
+# ------------------------------------------------------------------- issue 22, item 9: the harness
+def test_list_classical_exists_and_needs_no_other_flag(capsys):
+    assert main(["eval", "--list-classical"]) == 0
+    out = capsys.readouterr().out
+    for name in ("jpeg", "webp", "png"):
+        assert re.search(rf"^{name}\s+image\s+\S", out, re.M), out
+
+
+def test_images_selects_by_name_and_glob(folder, tmp_path, capsys):
+    assert [i.name for i in load_items(folder, names=["b.png"])] == ["b.png"]
+    assert [i.name for i in load_items(folder, names=["a.*", "b.png"])] == ["a.png", "b.png"]
+    with pytest.raises(InputError, match="'c\\*.png' matches no file"):
+        load_items(folder, names=["c*.png"])
+    out = tmp_path / "res"
+    assert main(["eval", "--codec", "jpeg", "--data", str(folder), "--out", str(out), "--quiet",
+                 "--quality", "jpeg=50", "--images", "a.png"]) == 0
+    assert {r["item"] for r in json.loads((out / "rows.json").read_text())} == {"a.png"}
+
+
+def test_a_folder_of_another_media_kind_says_what_it_holds(tmp_path):
+    (tmp_path / "clip.y4m").write_bytes(b"YUV4MPEG2 W16 H16 F25:1 C420jpeg\nFRAME\n" + bytes(16 * 16 * 3 // 2))
+    with pytest.raises(InputError) as exc:
+        load_items(tmp_path, modality="image")
+    msg = str(exc.value)
+    assert str(tmp_path) in msg and "clip.y4m" in msg and "video" in msg and "--list-classical" in msg
+
+
+class _Stopping:
+    """jpeg, except that the run stops (like Ctrl-C) at the encode numbered ``stop_at``."""
+
+    def __init__(self, stop_at=None):
+        self.inner = get_eval_codec("jpeg")
+        self.name, self.modality, self.qualities, self.description = "jpeg", "image", (20, 60), self.inner.description
+        self.stop_at, self.encodes = stop_at, 0
+
+    def encode(self, item, quality):
+        self.encodes += 1
+        if self.encodes == self.stop_at:
+            raise KeyboardInterrupt
+        return self.inner.encode(item, quality)
+
+    def decode(self, data, item):
+        return self.inner.decode(data, item)
+
+
+def test_points_are_written_as_measured_and_a_stopped_run_resumes(folder, tmp_path):
+    items = load_items(folder)
+    log = tmp_path / "rows.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate([_Stopping(stop_at=4)], items, progress=False, warmup=0, log=log)
+    assert len(log.read_text().splitlines()) == 3  # every point measured before the stop is on disk
+    with log.open("a") as f:
+        f.write('{"item": "a.png", "codec": "jp')  # a line torn by a kill is ignored
+    again = _Stopping()
+    rows = evaluate([again], items, progress=False, warmup=0, log=log)
+    assert again.encodes == 1  # only the missing point was measured
+    assert [(r.item, r.quality) for r in rows] == [("a.png", 20), ("b.png", 20), ("a.png", 60), ("b.png", 60)]
+    fresh = evaluate([_Stopping()], items, progress=False, warmup=0)
+    assert [r.bytes for r in rows] == [r.bytes for r in fresh]
+
+
+def test_cli_resumes_into_the_same_out_folder(folder, tmp_path, capsys):
+    argv = ["eval", "--codec", "jpeg", "--data", str(folder), "--out", str(tmp_path / "res"), "--quiet",
+            "--quality", "jpeg=30,70"]
+    assert main(argv) == 0
+    first = json.loads((tmp_path / "res" / "rows.json").read_text())
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "4 of 4 points already measured" in capsys.readouterr().out
+    assert json.loads((tmp_path / "res" / "rows.json").read_text()) == first
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.open(FIXTURES / "coffee_481x321.png").crop((0, 0, 64, 64)).save(other / "a.png")
+    assert main(argv[:3] + ["--data", str(other)] + argv[5:]) == 1
+    assert "holds results for" in capsys.readouterr().err
+
+
+def test_several_anchors(folder, tmp_path):
+    out = tmp_path / "res"
+    assert main(["eval", "--codec", "jpeg", "--codec", "webp", "--data", str(folder), "--out", str(out), "--quiet", "--anchor", "jpeg", "--anchor", "webp",
+                 "--quality", "jpeg=20,40,60,80", "--quality", "webp=20,40,60,80"]) == 0
+    pairs = {(e["codec"], e["anchor"]) for e in json.loads((out / "bd_rates.json").read_text())["anchor"]}
+    assert {("webp", "jpeg"), ("jpeg", "webp")} <= pairs
+
+
+def test_two_point_bd_figures_are_marked_in_the_report(folder, tmp_path):
+    out = tmp_path / "res"
+    assert main(["eval", "--codec", "jpeg", "--codec", "webp", "--data", str(folder), "--out", str(out), "--quiet",
+                 "--anchor", "jpeg", "--quality", "jpeg=20,40,60,80", "--quality", "webp=30,70"]) == 0
+    (entry,) = json.loads((out / "bd_rates.json").read_text())["anchor"]
+    assert entry["bd-rate-psnr-rgb"] is not None and "2-point" in entry["bd-rate-psnr-rgb-note"]
+    assert "2-point" in (out / "summary.md").read_text()
+
+
+def test_timings_have_a_warm_up_and_report_the_median_of_repeats(folder):
+    class Timed(_Stopping):
+        durations = [0.30, 0.25, 0.02, 0.12]  # warm-up, then three timed encodes of the one item
+
+        def encode(self, item, quality):
+            time.sleep(self.durations[self.encodes])
+            return super().encode(item, quality)
+
+    codec = Timed()
+    (row,) = evaluate([codec], load_items(folder, names=["a.png"]), qualities={"jpeg": (50,)}, progress=False,
+                      warmup=1, repeat=3)
+    assert codec.encodes == 4
+    assert 0.12 <= row.encode_s < 0.2 and row.timing_repeats == 3  # the median, not the mean nor the first
+
+
+def test_rd_plot_colours_legend_and_axis(tmp_path):
+    from lcodec.eval.harness import Curve
+    from lcodec.eval.plots import rd_figure
+
+    def curve(name, scale, top):
+        rates = tuple(top * f for f in (0.25, 0.5, 1.0))
+        return Curve(codec=name, description="", modality="image", qualities=(1, 2, 3), rate=rates,
+                     estimated_rate=(None,) * 3, metrics={"psnr-rgb": (28 + scale, 31 + scale, 34 + scale),
+                                                          "ms-ssim-rgb": (0.9, 0.95, 0.98)},
+                     encode_s=(0.0,) * 3, decode_s=(0.0,) * 3, items=1)
+
+    curves = [curve(f"codec-{i}", i / 10, 1.0 + i / 20) for i in range(12)]
+    refs = [curve("published", 0, 4.0)]  # reaches 4 bpp: far beyond ours
+    fig = rd_figure(curves, refs)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        if not ax.lines:
+            continue
+        colours = [tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
+                   for line in ax.lines]
+        assert len(set(colours)) == len(colours)
+        top = max(c.rate[-1] for c in curves)
+        assert top <= ax.get_xlim()[1] <= 1.15 * top
+        box = ax.get_window_extent()
+        for legend in [ax.get_legend(), *fig.legends]:
+            if legend is not None:
+                assert not box.overlaps(legend.get_window_extent())
+    assert fig.legends or any(ax.get_legend() for ax in fig.axes)
