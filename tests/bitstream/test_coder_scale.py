@@ -255,3 +255,22 @@ def test_not_longer_than_a_plain_range_coder_which_decodes_its_own_output():
     real = 8 * len(encode_symbols(symbols, indexes, tables))
     assert ideal <= 8 * len(plain) <= 1.01 * ideal + 64  # the plain coder is itself near-ideal
     assert real <= 8 * len(plain) + 32  # and the shipped coder is no worse than it
+
+
+def test_information_content_matches_the_counts_written_out():
+    """``CodingTables.information_content``: in-range symbols cost precision - log2(count); any
+    out-of-range symbol (just below, just above, far) costs the escape entry only."""
+    tables = random_tables(30, seed=41)
+    symbols, indexes = draw(tables, 5000, seed=42, escapes=0.0)
+    lo = tables.offsets[indexes]
+    hi = lo + tables.lengths[indexes] - 2
+    symbols[:4] = [lo[0] - 1, hi[1] + 1, hi[2] + 1000, lo[3] - 5]
+    symbols[4:6] = [lo[4], hi[5]]  # both in-range ends
+    want = 0.0
+    for s, t in zip(symbols.tolist(), indexes.tolist()):
+        n = int(tables.lengths[t])
+        pos = s - int(tables.offsets[t])
+        entry = pos if 0 <= pos < n - 1 else n - 1
+        want += PRECISION - math.log2(int(tables.counts[t, entry]))
+    assert tables.information_content(symbols, indexes) == pytest.approx(want, rel=1e-12)
+    assert tables.information_content(symbols.reshape(50, 100), indexes.reshape(100, 50)) == pytest.approx(want, rel=1e-12)

@@ -155,3 +155,69 @@ def test_sections_are_exactly_the_declared_lengths_in_order():
     data[lens_at : lens_at + 16] = struct.pack("<4I", 2, 0, 300, 6)
     moved = read_container(reseal(bytes(data)))
     assert moved.sections == (b"a" + b"b", b"", (b"bcd" * 100)[1:] + b"\xff", b"\xff" * 6)
+
+
+def _with(**changes) -> Container:
+    return Container(**{**sample().__dict__, **changes})
+
+
+def test_limits_are_inclusive_exactly_where_the_format_says():
+    """docs/bitstream.md limits, at and just past each bound: name 1..64 bytes, rank 1..6, each
+    dimension 1..2**32-1, at most 16 sections, declared elements at most 2**31, modality id 0..2."""
+    for name in ("a", "n" * 64):
+        assert read_container(write_container(_with(codec=name))).codec == name
+    for name in ("", "n" * 65):
+        with pytest.raises(InputError, match="codec name must be 1..64 bytes"):
+            write_container(_with(codec=name))
+    for shape in ((7,), (1, 1, 1, 1, 1, 2), (2**31,), (2**16, 2**15)):
+        assert read_container(write_container(_with(geometry=Geometry(shape)))).geometry.shape == shape
+    for shape in ((), (1,) * 7, (2**32,), (0, 3)):
+        with pytest.raises(InputError, match="cannot be stored"):
+            write_container(_with(geometry=Geometry(shape)))
+    assert write_container(_with(geometry=Geometry((2**32 - 1,))))  # storable; refused on read (too many elements)
+    with pytest.raises(BitstreamError, match="above the limit"):
+        read_container(write_container(_with(geometry=Geometry((2**31 + 1,)))))
+    sixteen = tuple(bytes([i]) * i for i in range(16))
+    assert read_container(write_container(_with(sections=sixteen))).sections == sixteen
+    with pytest.raises(InputError, match="too many or too large sections"):
+        write_container(_with(sections=sixteen + (b"",)))
+    for modality in ("image", "audio", "video"):
+        assert read_container(write_container(_with(modality=modality))).modality == modality
+    with pytest.raises(InputError, match="modality must be one of"):
+        write_container(_with(modality="text"))
+    with pytest.raises(InputError, match="weights hash must be 32 bytes"):
+        write_container(_with(weights_hash=bytes(31)))
+
+
+def test_each_malformed_header_field_gets_its_own_message():
+    data = bytearray(write_container(sample()))
+    name_end = 6 + data[5]
+    rank_at = _header_offsets()
+    mod_at = rank_at - 1
+    nsec_at = len(data) - 4 - 20 - 8 - 1
+    cases = [
+        (5, 0, "invalid codec name length 0"), (5, 65, "invalid codec name length 65"),
+        (mod_at, 3, "unknown modality id 3"),
+        (rank_at, 0, "invalid geometry rank 0"), (rank_at, 7, "invalid geometry rank 7"),
+        (rank_at + 1, 0, r"has an empty dimension"), (nsec_at, 17, "invalid section count 17"),
+    ]
+    for pos, value, message in cases:
+        edited = bytearray(data)
+        edited[pos : pos + 4 if pos == rank_at + 1 else pos + 1] = (
+            value.to_bytes(4, "little") if pos == rank_at + 1 else bytes([value]))
+        with pytest.raises(BitstreamError, match=message):
+            read_container(reseal(bytes(edited)))
+    bad_name = bytearray(data)
+    bad_name[6:name_end] = b"\xff" * (name_end - 6)
+    with pytest.raises(BitstreamError, match="not valid UTF-8"):
+        read_container(reseal(bytes(bad_name)))
+    with pytest.raises(BitstreamError, match="expected bytes, got str"):
+        read_container("LCDC")  # type: ignore[arg-type]
+    for n in (4, 5):  # the magic alone, or magic and version: truncated inside the header
+        with pytest.raises(BitstreamError, match="truncated inside the header"):
+            read_container(bytes(data[:n]))
+    with pytest.raises(BitstreamError, match="truncated inside the header"):
+        read_container(bytes(data[:9]))
+    with pytest.raises(BitstreamError, match=r"truncated: geometry shape runs past"):
+        edited = bytearray(data[: rank_at + 1 + 4])  # the rank byte says 4 dimensions; keep one
+        read_container(reseal(bytes(edited) + b"\0\0\0\0"))
