@@ -30,6 +30,7 @@ import torch
 import lcodec
 from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.entropy.codebook import MultiCodebookQuantizer
+from lcodec.entropy.model import channel_indexes
 from lcodec.io.image import read_image
 
 
@@ -52,22 +53,23 @@ def main() -> None:
     torch.set_grad_enabled(False)
     x = torch.nn.functional.interpolate(read_image(args.image)[None], size=(512, 768), mode="bilinear").clamp(0, 1)
     hp = lcodec.load("walloc-rgb-rd", quality=4)
-    y64 = hp._light_encode(hp._pad(x.double()))  # (1, 192, 32, 48)
+    y64 = hp.analyse64(x)
+    entropy = hp.entropy  # (1, 192, 32, 48)
 
     def hp_encode():
-        z = hp._hyper_analysis(y64)
-        y_sym = torch.round(y64 - hp._means(z)).to(torch.int64)
-        idx = hp.table_indexes(z)
-        return (encode_symbols(z.numpy().reshape(-1), hp._z_indexes(tuple(z.shape)), hp.tables),
-                encode_symbols(y_sym.numpy().reshape(-1), idx.numpy().reshape(-1), hp.y_tables), tuple(z.shape))
+        z = entropy.hyper_analysis(y64)
+        y_sym = torch.round(y64 - entropy.means(z)).to(torch.int64)
+        idx = entropy.table_indexes(z)
+        return (encode_symbols(z.numpy().reshape(-1), channel_indexes(z.shape), entropy.z_tables(hp.rate)),
+                encode_symbols(y_sym.numpy().reshape(-1), idx.numpy().reshape(-1), entropy.y_tables), tuple(z.shape))
 
     t_hp_enc, (z_data, y_data, zshape) = best_of(hp_encode)
 
     def hp_decode():
-        z = torch.from_numpy(decode_symbols(z_data, hp._z_indexes(zshape), hp.tables).reshape(zshape))
-        idx = hp.table_indexes(z).numpy().reshape(-1)
-        y_sym = decode_symbols(y_data, idx, hp.y_tables)
-        return torch.from_numpy(y_sym.reshape(y64.shape)).double() + hp._means(z)
+        z = torch.from_numpy(decode_symbols(z_data, channel_indexes(zshape), entropy.z_tables(hp.rate)).reshape(zshape))
+        idx = entropy.table_indexes(z).numpy().reshape(-1)
+        y_sym = decode_symbols(y_data, idx, entropy.y_tables)
+        return torch.from_numpy(y_sym.reshape(y64.shape)).double() + entropy.means(z)
 
     t_hp_dec, _ = best_of(hp_decode)
     rows = [{"path": "hyperprior side path of walloc-rgb-rd q4, without its channel context", "symbols": int(y64.numel() + np.prod(zshape)),
@@ -87,7 +89,7 @@ def main() -> None:
     shipped = []
     for name in ("walloc-rgb-rd", "walloc-rgb-mcq"):
         codec = lcodec.load(name, quality=4)
-        t_an, _ = best_of(lambda: codec._light_encode(codec._pad(x.double())))
+        t_an, _ = best_of(lambda: codec.analyse64(x))
         t_enc, data = best_of(lambda: codec.compress(x))
         t_lat, _ = best_of(lambda: codec.decompress_latents(data))
         t_dec, x_hat = best_of(lambda: codec.decompress(data))

@@ -1,4 +1,4 @@
-"""Measure the float32 encoder side path against its float64 reference (``lcodec.codecs.refereed``).
+"""Measure the float32 encoder side path against its float64 reference (``lcodec.entropy.refereed``).
 
 For every image, shipped ladder and rate: the largest float32 error of h_a's output and of
 y - means, how many values the float64 referee re-evaluated, and whether the refereed
@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lcodec  # noqa: E402
-from lcodec.codecs.refereed import SYMBOL_MARGIN, Z_MARGIN  # noqa: E402
+from lcodec.entropy.refereed import SYMBOL_MARGIN, Z_MARGIN  # noqa: E402
+from lcodec.models.cpu import run_on_cpu  # noqa: E402
 
 
 def main() -> int:
@@ -40,16 +41,16 @@ def main() -> int:
             for f in tqdm(files, desc=f"{name} q{q}", leave=False):
                 x = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1).float()[None] / 255
                 with torch.no_grad():
-                    y64 = codec._light_encode(codec._pad(x.double()))
-                    a64 = codec._run64(codec.h_a, y64)
-                    a32 = codec._run32(codec.h_a, y64.float()).double()
+                    y64 = codec.analyse64(x)
+                    a64 = run_on_cpu(codec.entropy.h_a, y64)
+                    a32 = run_on_cpu(codec.entropy.h_a, y64.float()).double()
                     z_ref = torch.round(a64).long()
-                    z = codec._hyper_analysis(y64)
-                    v64 = y64 - codec._means(z_ref)
-                    up, act, conv = codec.h_m
-                    hidden = act(codec._run64(up, z_ref.double()))
-                    v32 = (y64.float() - codec._run32(conv, hidden.float())).double()
-                    sym = codec._symbols(y64, z_ref)
+                    z = codec.entropy.hyper_analysis(y64)
+                    v64 = y64 - codec.entropy.means(z_ref)
+                    up, act, conv = codec.entropy.h_m
+                    hidden = act(run_on_cpu(up, z_ref.double()))
+                    v32 = (y64.float() - run_on_cpu(conv, hidden.float())).double()
+                    sym = codec.entropy.symbols(y64, z_ref)
                 near = lambda v, m: int(((v - torch.floor(v) - 0.5).abs() < m).sum())  # noqa: E731
                 rows.append(dict(
                     codec=name, quality=q, image=f.name, z_values=a64.numel(), y_values=v64.numel(),

@@ -21,6 +21,7 @@ import torch
 def main() -> None:
     import lcodec
     from lcodec.bitstream.coder import encode_symbols
+    from lcodec.entropy.model import channel_indexes
     from lcodec.eval.bdrate import bd_rate
     from lcodec.io.image import read_image
 
@@ -41,15 +42,16 @@ def main() -> None:
         sums = {d: np.zeros(2) for d in deltas}
         for x in images:
             h, w = x.shape[-2:]
-            y64 = codec._light_encode(codec._pad(codec._check_input(x).double()))
-            z = codec._hyper_analysis(y64)
-            means = codec._means(z)
-            indexes = codec.table_indexes(z).numpy().reshape(-1)
-            z_bytes = len(encode_symbols(z.numpy().reshape(-1), codec._z_indexes(tuple(z.shape)), codec._require_tables()))
+            y64 = codec.analyse64(codec.transform.check_input(x))
+            entropy = codec.entropy
+            z = entropy.hyper_analysis(y64)
+            means = entropy.means(z)
+            indexes = entropy.table_indexes(z).numpy().reshape(-1)
+            z_bytes = len(encode_symbols(z.numpy().reshape(-1), channel_indexes(z.shape), entropy.z_tables(codec.rate)))
             r = y64 - means
             for d in deltas:
                 sym = (torch.sign(r) * torch.floor(r.abs() + 0.5 - d)).to(torch.int64)
-                y_bytes = len(encode_symbols(sym.numpy().reshape(-1), indexes, codec._require_y_tables()))
+                y_bytes = len(encode_symbols(sym.numpy().reshape(-1), indexes, entropy.y_tables))
                 x_hat = (codec.decode_latents((sym.double() + means).float(), (h, w)) * 255).round() / 255
                 sums[d] += [(z_bytes + y_bytes) * 8 / (h * w), 10 * np.log10(1 / float(((x_hat - x) ** 2).mean()))]
         for d in deltas:

@@ -79,9 +79,12 @@ def main(args: argparse.Namespace) -> int:
         if codec.modality != modality:
             raise InputError(f"{codec.name} codes {codec.modality}, but {args.input} is {modality}; "
                              f"leave out --codec to use {DEFAULT_CODEC[modality]}")
-        if args.refine and not hasattr(codec, "refine_latents"):
-            raise InputError(f"--refine: {codec.name} has no encoder refinement "
-                             "(variable-rate image codecs have it: walloc-rgb-rd, walloc-rgb-light)")
+        if args.refine:
+            from lcodec.codecs.refine import unsupported
+
+            why = unsupported(codec)
+            if why:
+                raise InputError(f"--refine: {codec.name} has no encoder refinement; {why}")
         if modality == "audio":
             return _encode_audio(args, codec, out)
         x, info = read_image_info(args.input)

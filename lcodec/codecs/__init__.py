@@ -1,10 +1,7 @@
-"""Complete codecs (transform + entropy model + container), one module per family."""
+"""Complete codecs: one generic assembly (transform + entropy model + container) and the
+registered specs that name their parts, one module per family."""
+from lcodec.codecs.assembly import ComposedCodec, LadderConfig, VariableRateOutput
 from lcodec.codecs.base import Codec, RDOutput
-from lcodec.codecs.walloc import WallocImageCodec
-from lcodec.codecs.walloc_audio import WallocAudioCodec
-from lcodec.codecs.walloc_hp import WallocHyperpriorCodec
-from lcodec.codecs.walloc_vr import WallocVariableRateCodec
-from lcodec.codecs.walloc_mcq import WallocCodebookCodec
+from lcodec.codecs import walloc, walloc_audio  # noqa: F401  (registers the built-in codecs)
 
-__all__ = ["Codec", "RDOutput", "WallocImageCodec", "WallocAudioCodec", "WallocHyperpriorCodec",
-           "WallocVariableRateCodec", "WallocCodebookCodec"]
+__all__ = ["Codec", "ComposedCodec", "LadderConfig", "RDOutput", "VariableRateOutput"]

@@ -19,12 +19,14 @@ differentiable reconstruction, replaced by the hard codeword in the forward pass
 (straight-through); the rate is the hard index's -log2 pi, differentiable in pi; a
 commitment term pulls encoder outputs and codewords together (van den Oord et al. 2017).
 
-Relation to the scalar hyperprior path (``lcodec.codecs.walloc_hp``): no side network and
+Relation to the scalar hyperprior path (``lcodec.entropy.hyperprior``): no side network and
 no per-symbol table choice, so both directions are one matrix product or gather plus a
 categorical range-coding pass over M/d times fewer symbols (``benchmarks/entropy_speed.py``
 measures it); the price is a fixed rate grid (at most log2 K bits per group).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,8 +36,10 @@ from torch import nn
 from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.bitstream.tables import CodingTables
 from lcodec.errors import BitstreamError, ModelError
+from lcodec.models.walloc import ConfigDict
 
-__all__ = ["MultiCodebookQuantizer", "ResidualCodebooks", "variance_for_slope"]
+__all__ = ["MultiCodebookQuantizer", "ResidualCodebooks", "variance_for_slope", "CodebookConfig",
+           "CodebookEntropyModel"]
 
 ESCAPE_MASS = 1e-9  # the coder's escape entry: never used for valid indexes
 
@@ -237,3 +241,92 @@ class ResidualCodebooks(nn.Module):
             y_hat, bits, commit = y_hat + q, bits + b, commit + c
             residual = residual - q.detach()
         return y_hat[:, torch.argsort(self.order)], bits, commit
+
+
+@dataclass(frozen=True)
+class CodebookConfig(ConfigDict):
+    """The residual codebook stack (stored in the weights; never inferred from tensor shapes)."""
+
+    stages: int = 6  # one per quality
+    groups: int = 16  # codebooks per stage (channels / groups dimensions each)
+    codewords: int = 256
+    space: int = 6  # the latents are gained with this rate point's gains before quantization
+
+
+class CodebookEntropyModel(nn.Module):
+    """Residual multi-codebook quantization as an entropy model (``lcodec.entropy.model``): rate
+    point r uses the first r + 1 stages, one section each; no side information, and a stream of
+    fewer stages is a prefix of one of more. It quantizes y itself (the codewords are y_hat)."""
+
+    downsample = 1
+    side_sections = 0
+    per_item_rates = False  # every item of a batch uses the same stages
+    embedded = True  # a stream of r stages is the first r sections of any longer one
+
+    def __init__(self, channels: int, book: CodebookConfig = CodebookConfig()) -> None:
+        super().__init__()
+        self.book = book
+        self.codebook = ResidualCodebooks(channels, book.stages, book.groups, book.codewords)
+
+    def forward(self, y: torch.Tensor, rates: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """(y_hat straight-through, {"y": bits of the hard indexes}); the commitment loss is not bits."""
+        used = self.book.stages if rates is None else int(rates[0]) + 1
+        y_hat, bits, _ = self.codebook(y, used)
+        return y_hat, {"y": bits}
+
+    def num_sections(self, rate: int) -> int:
+        return rate + 1
+
+    @torch.no_grad()
+    def encode(self, y64: torch.Tensor, rate: int, carried: int, write: bool = True):
+        self._check_carried(carried)
+        idx = self.codebook.indexes(y64, rate + 1)
+        if not write:
+            return (), self.codebook.dequantize(idx)
+        for stage in self.codebook.stages:
+            stage._require_tables()
+        return self.codebook.encode(idx), None
+
+    def _check_carried(self, carried: int) -> None:
+        if carried != self.codebook.channels:
+            raise ModelError("codebooks code whole latent vectors (every channel)")
+
+    def decode_indexes(self, sections: tuple[bytes, ...], shape: tuple[int, ...], rate: int, carried: int,
+                       what: str) -> torch.Tensor:
+        """Sections -> codeword indexes (B, stages, groups, h, w), exactly."""
+        self._check_carried(carried)
+        positions = int(np.prod(shape)) // shape[1]
+        floor = self.codebook.min_bits_per_position(rate + 1) * positions
+        if 8 * sum(len(s) for s in sections) < 0.5 * floor:  # half the bound: room for coder rounding
+            raise BitstreamError(f"payload is too short for the declared {what}")
+        return self.codebook.decode(tuple(sections), tuple(shape))
+
+    def decode(self, sections: tuple[bytes, ...], shape: tuple[int, ...], rate: int, carried: int,
+               what: str) -> torch.Tensor:
+        return self.codebook.dequantize(self.decode_indexes(sections, shape, rate, carried, what))
+
+    @torch.no_grad()
+    def estimate_bits(self, y64: torch.Tensor, rate: int, carried: int) -> dict[str, float]:
+        """Ideal code length of the indexes under the stored tables, in bits."""
+        return {"y": float(sum(self.codebook.information_bits(self.codebook.indexes(y64, rate + 1))))}
+
+    def export(self) -> None:
+        self.codebook.export()
+
+    def table_sets(self) -> list[CodingTables]:
+        return [s._require_tables() for s in self.codebook.stages]
+
+    def state_entries(self) -> dict[str, object]:
+        return {"codebook_config": self.book.to_dict(), "codebook_tables": [t.to_state() for t in self.table_sets()]}
+
+    def load_entries(self, state: dict[str, object]) -> None:
+        if CodebookConfig.from_dict(dict(state.get("codebook_config", {}))) != self.book:
+            raise ModelError("weights were fitted for another codebook configuration")
+        stored = state.get("codebook_tables")
+        if not isinstance(stored, list) or len(stored) != self.book.stages:
+            raise ModelError("weights lack one table set per codebook stage")
+        tables = [CodingTables.from_state(t) for t in stored]
+        if any(t.num_tables != self.book.groups for t in tables):
+            raise ModelError("stored codebook tables do not fit the configuration")
+        for stage, t in zip(self.codebook.stages, tables):
+            stage.tables = t

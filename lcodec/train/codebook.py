@@ -40,14 +40,14 @@ def latent_vectors(codec, files, crops: int, size: int = 256, seed: int = 0, pro
     out = []
     source = itertools.islice(random_crops(files, size, random.Random(seed)), crops)
     for c in tqdm(source, total=crops, disable=not progress, desc="latents", unit="crop"):
-        out.append(codec._light_encode(codec._pad(c[None].double() / 255)))
+        out.append(codec.analyse64(c[None].double() / 255))
     return out
 
 
 def stage_slopes(codec) -> list[float]:
     """Stage s's rate-distortion slope (squared error per bit in the space's units): rd's rate point s."""
     gains = torch.exp(codec.log_gain.detach().double())
-    ratio = (gains[codec.book.space - 1] / gains).pow(2).mean(1)
+    ratio = (gains[codec.entropy.book.space - 1] / gains).pow(2).mean(1)
     return [HIGH_RATE_SLOPE * float(r) for r in ratio]
 
 
@@ -113,13 +113,13 @@ def fit_stage(stage, vectors: torch.Tensor, slope: float, iters: int, seed: int)
 def held_out_points(codec, crops: list[torch.Tensor], originals: list[torch.Tensor]) -> list[dict]:
     """bpp (ideal code length under the exported tables) and PSNR of the decoded crops at each quality."""
     points = []
-    for q in range(1, codec.book.stages + 1):
+    for q in range(1, codec.entropy.book.stages + 1):
         bits, psnr = 0.0, []
         for y64, x in zip(crops, originals):
-            idx = codec.codebook.indexes(y64, q)
-            bits += sum(codec.codebook.information_bits(idx))
+            idx = codec.entropy.codebook.indexes(y64, q)
+            bits += sum(codec.entropy.codebook.information_bits(idx))
             codec.quality = q
-            x_hat = codec.decode_latents(codec.codebook.dequantize(idx), size=tuple(x.shape[-2:]))
+            x_hat = codec.decode_latents(codec.entropy.codebook.dequantize(idx), size=tuple(x.shape[-2:]))
             psnr.append(-10 * math.log10(float(((x_hat - x) ** 2).mean())))
         pixels = sum(x.shape[-2] * x.shape[-1] for x in originals)
         points.append({"quality": q, "bpp": bits / pixels, "psnr": sum(psnr) / len(psnr)})
@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.description += " (--steps: Lloyd iterations per stage; --lr is unused)"
     args = ap.parse_args(argv)
     codec, base, state = load_for_fit(args.codec, "codebook.", source="walloc-rgb-rd")
-    if not hasattr(codec, "codebook"):
+    if not hasattr(codec.entropy, "codebook"):
         raise InputError(f"{args.codec} has no codebook stages to fit")
+    codec.carry_from(state)  # rd's hyperprior tensors and tables: not used, but named by the weights hash
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     t0 = time.time()
     train = latent_vectors(codec, list_images(args.data), args.crops, seed=args.seed)
@@ -147,15 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stage {s + 1}: {log[-1]['bits_per_vector']:.2f} bits per position, residual "
               f"{float(residual.pow(2).mean()):.4f} per channel ({time.time() - t0:.0f} s)", flush=True)
 
-    stages = fit_stack(codec.codebook, flat, stage_slopes(codec), args.steps, args.seed, report)
+    stages = fit_stack(codec.entropy.codebook, flat, stage_slopes(codec), args.steps, args.seed, report)
     codec.export()
     results = {"fit_seconds": round(time.time() - t0, 1), "training_vectors": int(flat.shape[0]), "stages": stages}
     if args.held_out:
         files = list_images(args.held_out)
         xs = [c[None].float() / 255 for c in itertools.islice(random_crops(files, 256, random.Random(args.seed + 1)), 24)]
-        ys = [codec._light_encode(codec._pad(x.double())) for x in xs]
+        ys = [codec.analyse64(x.double()) for x in xs]
         results["held_out_crops"] = held_out_points(codec, ys, xs)
-        codec.quality = codec.book.stages
+        codec.quality = codec.entropy.book.stages
         for p in results["held_out_crops"]:
             print(f"held-out q{p['quality']}: {p['bpp']:.3f} bpp, {p['psnr']:.2f} dB")
     save_fit(codec, args, "python -m lcodec.train.codebook", base, state, results, replaced="codebook.")

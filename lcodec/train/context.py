@@ -53,10 +53,10 @@ def cache_latents(codec, files: list[Path], crops: int, size: int = 256, seed: i
     with tqdm(total=crops, disable=not progress, desc="cache latents", unit="crop") as bar:
         for x in itertools.islice(random_crops(files, size, rng), crops):
             q = rng.randrange(len(gains))
-            y = codec.analysis(x[None].float() / 255).double() * gains[q][None, :, None, None]
-            z = codec._hyper_analysis(y)
-            hidden.append(codec._hidden(z).to(torch.uint8))
-            resid.append((y - codec._means(z)).float())
+            y = codec.transform.analysis(x[None].float() / 255).double() * gains[q][None, :, None, None]
+            z = codec.entropy.hyper_analysis(y)
+            hidden.append(codec.entropy.hidden(z).to(torch.uint8))
+            resid.append((y - codec.entropy.means(z)).float())
             rates.append(q)
             bar.update(1)
     return {"hidden": torch.cat(hidden), "r": torch.cat(resid), "q": torch.tensor(rates)}
@@ -68,10 +68,10 @@ def _bits(codec, hidden: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
     quantization-aware training path (straight-through)."""
 
     def symbol_bits(v: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-        return -torch.log2(codec.gaussian.likelihood(torch.round(v - means), scales)).flatten(1).sum(1)
+        return -torch.log2(codec.entropy.gaussian.likelihood(torch.round(v - means), scales)).flatten(1).sum(1)
 
-    _, bits = codec.context(resid, torch.zeros_like(resid), hidden.float(), symbol_bits,
-                            codec.gaussian.scales_from_indexes)
+    _, bits = codec.entropy.context(resid, torch.zeros_like(resid), hidden.float(), symbol_bits,
+                            codec.entropy.gaussian.scales_from_indexes)
     return bits.sum()
 
 
@@ -79,16 +79,16 @@ def _bits(codec, hidden: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
 def exact_bits(codec, cache: dict[str, torch.Tensor], batch: int = 40) -> float:
     """Bits of y per cached item as the coder would spend them (exact indexes, rounded symbols)."""
     total = 0.0
-    mixture = codec.context.tables() if codec.hyper.context_mixture else None
+    mixture = codec.entropy.context.tables() if codec.entropy.hyper.context_mixture else None
     for i in range(0, len(cache["q"]), batch):
         r = cache["r"][i : i + batch].double()
-        symbols, indexes, _ = codec.context.encode(r, torch.zeros_like(r), cache["hidden"][i : i + batch].double())
+        symbols, indexes, _ = codec.entropy.context.encode(r, torch.zeros_like(r), cache["hidden"][i : i + batch].double())
         index, sym = torch.cat(indexes, 1), torch.cat(symbols, 1)
         if mixture is not None:  # the stored mixture tables' cost
             total += mixture.information_content(sym.numpy(), index.numpy())
         else:
-            scales = codec.gaussian.scale_table.cpu()[index]
-            total += float(-torch.log2(codec.gaussian.likelihood(sym.double(), scales)).sum())
+            scales = codec.entropy.gaussian.scale_table.cpu()[index]
+            total += float(-torch.log2(codec.entropy.gaussian.likelihood(sym.double(), scales)).sum())
     return total / len(cache["q"])
 
 
@@ -99,11 +99,11 @@ def fit_context(codec, cache: dict[str, torch.Tensor], steps: int, lr: float = 1
 
     from lcodec.train.loop import drop_lr
 
-    if codec.context is None:
+    if getattr(codec.entropy, "context", None) is None:
         raise ModelError(f"{codec.name} has no channel context (HyperpriorConfig.context_slices)")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(codec.context.parameters(), lr=lr)
+    opt = torch.optim.Adam(codec.entropy.context.parameters(), lr=lr)
     pixels = 64 * cache["r"].shape[-2] * cache["r"].shape[-1]  # J = 3: 64 pixels per latent position
     log: list[dict] = []
     codec.train()
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         codec, base, state = load_for_fit(args.codec, NEW_IN_MIXTURE, source=args.base)
     else:
         codec, base, state = load_for_fit(args.codec, "context.")
-    if codec.context is None:
+    if getattr(codec.entropy, "context", None) is None:
         raise InputError(f"{args.codec} has no channel context to fit")
     if args.init is not None:
         tensors = torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"]
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"{args.init} does not hold this codec's context tensors")
         codec.load_state_dict(own, strict=False)
     elif not args.base:
-        codec.context.init_from_head(codec.index_net.layers[-1])  # the plain hyperprior, then fit
+        codec.entropy.context.init_from_head(codec.entropy.index_net.layers[-1])  # the plain hyperprior, then fit
     torch.set_num_threads(min(torch.get_num_threads(), 2))
 
     files = list_images(args.data)

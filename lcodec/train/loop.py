@@ -99,7 +99,7 @@ def train(
     total = recipe.steps if steps is None else steps
     torch.manual_seed(recipe.seed)
     codec = create_codec(recipe.codec, recipe.quality).to(device)
-    transform = [p for n, p in codec.named_parameters() if n.startswith(("analysis.", "synthesis."))]
+    transform = list(codec.transform.parameters())
     entropy = [p for p in codec.parameters() if all(p is not q for q in transform)]
     groups = [{"params": transform, "scale": 1.0, "transform": True},
               {"params": entropy, "scale": recipe.prior_lr_scale, "transform": False}]
@@ -125,8 +125,7 @@ def train(
             print(f"initialised {len(copied)} tensors from shipped {recipe.init_weights}")
     data = make_dataset(codec, data_dir, crop=recipe.crop, seed=recipe.seed, include=recipe.include)
     fresh = not ckpt_path.exists() and init_from is None and not recipe.init_weights
-    if fresh and hasattr(codec, "init_from_data"):  # e.g. a KLT of the data
-        codec.init_from_data([data[i] for i in range(recipe.init_samples)])
+    if fresh and codec.init_from_data([data[i] for i in range(recipe.init_samples)]):  # e.g. a KLT of the data
         codec.to(device)
     model = DistributedDataParallel(codec) if world > 1 else codec
     lead = rank == 0

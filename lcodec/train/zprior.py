@@ -38,17 +38,17 @@ def z_counts(codec, images, crops: int | None = None, size: int = 256, seed: int
     from lcodec.train.data import random_crops
 
     gains = torch.exp(codec.log_gain.detach().double())  # (rates, C)
-    counts = torch.zeros(len(gains), codec.hyper.hyper_channels, 2 * RANGE + 1, dtype=torch.float64)
+    counts = torch.zeros(len(gains), codec.entropy.hyper.hyper_channels, 2 * RANGE + 1, dtype=torch.float64)
     if crops is None:  # whole images, padded as the coder pads them
-        inputs = (codec._pad(read_image(f)[None]) for f in images)
+        inputs = (codec.transform.pad(read_image(f)[None], codec.multiple) for f in images)
     else:
         inputs = (c[None].float() / 255 for c in itertools.islice(random_crops(images, size, random.Random(seed)), crops))
     total = crops if crops is not None else len(images)
     with tqdm(total=total, disable=not progress, desc="z histograms", unit="crop" if crops else "image") as bar:
         for x in inputs:
-            y = codec.analysis(x).double()
+            y = codec.transform.analysis(x).double()
             for r in range(len(gains)):
-                z = codec._hyper_analysis(y * gains[r][None, :, None, None])  # the coder's integer z
+                z = codec.entropy.hyper_analysis(y * gains[r][None, :, None, None])  # the coder's integer z
                 v = (z.clamp(-RANGE, RANGE) + RANGE).transpose(0, 1).reshape(z.shape[1], -1)
                 counts[r].scatter_add_(1, v, torch.ones_like(v, dtype=torch.float64))
             bar.update(1)
@@ -69,7 +69,7 @@ def fit_rate_priors(codec, counts: torch.Tensor, steps: int = 1500, lr: float = 
     from lcodec.train.loop import drop_lr
 
     log = []
-    for r, prior in enumerate(codec.rate_priors):
+    for r, prior in enumerate(codec.entropy.rate_priors):
         n = float(counts[r].sum())
         opt = torch.optim.Adam(prior.parameters(), lr=lr)
         start = float(_bits(prior, counts[r]).detach()) / n
@@ -93,23 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     codec, base, state = load_for_fit(args.codec, "rate_priors.")
-    if getattr(codec, "rate_priors", None) is None:
+    if getattr(codec.entropy, "rate_priors", None) is None:
         raise InputError(f"{args.codec} keeps one z prior for all rates (LadderConfig.rate_z_priors is off)")
-    for prior in codec.rate_priors:  # every rate starts from the shared prior
-        prior.load_state_dict(codec.prior.state_dict())
+    for prior in codec.entropy.rate_priors:  # every rate starts from the shared prior
+        prior.load_state_dict(codec.entropy.prior.state_dict())
     torch.set_num_threads(min(torch.get_num_threads(), 2))
 
     counts = z_counts(codec, list_images(args.data), args.crops, seed=args.seed)
     held = z_counts(codec, list_images(args.held_out), None) if args.held_out else None
-    pixels = float(held[0].sum()) * 256 / codec.hyper.hyper_channels if held is not None else None  # one z per 16x16 padded pixels
+    pixels = float(held[0].sum()) * 256 / codec.entropy.hyper.hyper_channels if held is not None else None  # one z per 16x16 padded pixels
     with torch.no_grad():
-        shared_bits = [float(_bits(codec.prior, h)) / pixels for h in held] if held is not None else None
+        shared_bits = [float(_bits(codec.entropy.prior, h)) / pixels for h in held] if held is not None else None
     log = fit_rate_priors(codec, counts, args.steps, args.lr)
     if held is not None:
         with torch.no_grad():
             for r, entry in enumerate(log):
                 entry["held_out_z_bits_per_padded_pixel_shared_prior"] = shared_bits[r]
-                entry["held_out_z_bits_per_padded_pixel_rate_prior"] = float(_bits(codec.rate_priors[r], held[r])) / pixels
+                entry["held_out_z_bits_per_padded_pixel_rate_prior"] = float(_bits(codec.entropy.rate_priors[r], held[r])) / pixels
     save_fit(codec, args, "python -m lcodec.train.zprior", base, state, {"rates": log})
     print(json.dumps(log, indent=1))
     return 0

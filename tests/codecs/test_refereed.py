@@ -1,4 +1,4 @@
-"""Float32 with a float64 referee (``lcodec.codecs.refereed``): the encoder's fast side path
+"""Float32 with a float64 referee (``lcodec.entropy.refereed``): the encoder's fast side path
 must give the float64 path's integers. The golden streams check the bytes end to end."""
 import pytest
 import torch
@@ -6,8 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import lcodec
-from lcodec.codecs.refereed import (SYMBOL_MARGIN, Z_MARGIN, conv_at_elements, conv_at_positions,
+from lcodec.entropy.refereed import (SYMBOL_MARGIN, Z_MARGIN, conv_at_elements, conv_at_positions,
                                     conv_transpose64, round_refereed)
+from lcodec.models.cpu import run_on_cpu
 
 
 def test_round_refereed_asks_the_referee_exactly_near_boundaries():
@@ -48,17 +49,17 @@ def test_conv_at_elements_and_positions_match_the_full_convolution(kernel, strid
 def test_shipped_ladders_refereed_integers_equal_float64_with_a_4x_margin(name, quality, photo):
     codec = lcodec.load(name, quality)
     with torch.no_grad():
-        y64 = codec._light_encode(codec._pad(photo.double()))
-        a64 = codec._run64(codec.h_a, y64)
-        z = codec._hyper_analysis(y64)
+        y64 = codec.analyse64(photo.double())
+        a64 = run_on_cpu(codec.entropy.h_a, y64)
+        z = codec.entropy.hyper_analysis(y64)
         assert torch.equal(z, torch.round(a64).long())
-        v64 = y64 - codec._means(z)
-        assert torch.equal(codec._symbols(y64, z), torch.round(v64).long())
+        v64 = y64 - codec.entropy.means(z)
+        assert torch.equal(codec.entropy.symbols(y64, z), torch.round(v64).long())
         # the float32 errors the margins must cover, with room to spare
-        assert (codec._run32(codec.h_a, y64.float()).double() - a64).abs().max() < Z_MARGIN / 4
-        up, act, conv = codec.h_m
-        hidden = act(codec._run64(up, z.double()))
-        assert ((y64.float() - codec._run32(conv, hidden.float())).double() - v64).abs().max() < SYMBOL_MARGIN / 4
+        assert (run_on_cpu(codec.entropy.h_a, y64.float()).double() - a64).abs().max() < Z_MARGIN / 4
+        up, act, conv = codec.entropy.h_m
+        hidden = act(run_on_cpu(up, z.double()))
+        assert ((y64.float() - run_on_cpu(conv, hidden.float())).double() - v64).abs().max() < SYMBOL_MARGIN / 4
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(4, 2, 1), (5, 2, 2), (3, 3, 1)])

@@ -1,4 +1,4 @@
-"""Encoder-side latent refinement (``WallocVariableRateCodec.refine_latents``, ``compress(refine=N)``):
+"""Encoder-side latent refinement (``lcodec.codecs.refine``, ``compress(refine=N)``):
 the same weights and decoder, an encoder that optimises each image's latents for its rate point."""
 import math
 
@@ -7,7 +7,9 @@ import torch
 
 import lcodec
 from lcodec.bitstream.container import read_container
+from lcodec.codecs import refine
 from lcodec.errors import ModelError
+from tests.codecs.parts import analyse
 
 
 def _rd_loss(codec, x: torch.Tensor, data: bytes) -> tuple[float, float, float]:
@@ -39,28 +41,26 @@ def test_refinement_lowers_the_real_rate_distortion_loss(crop, name, quality):
 
 def test_symbol_passes_lower_the_loss_beyond_the_gradient_steps(crop, monkeypatch):
     codec = lcodec.load("walloc-rgb-rd", 3)
-    monkeypatch.setattr(codec, "refine_passes", 0)
+    monkeypatch.setattr(refine, "PASSES", 0)
     gradient_only = codec.compress(crop, refine=6)
-    monkeypatch.setattr(codec, "refine_passes", 6)
+    monkeypatch.setattr(refine, "PASSES", 6)
     with_passes = codec.compress(crop, refine=6)
     loss_g, _, _ = _rd_loss(codec, crop, gradient_only)
     loss_p, _, _ = _rd_loss(codec, crop, with_passes)
     assert loss_p < 0.99 * loss_g, (loss_g, loss_p)  # measured -3.6% (astronaut q3 after 20 steps: -2.2%)
     # what the passes return is means + integers, the symbols compress() then codes
-    y64, z = codec._analyse(crop)
-    refined = codec.refine_latents(crop, y64, z, 6)
-    assert torch.equal(codec._symbols(refined, z).double(), torch.round(refined - codec._means(z)))
+    y64, z = analyse(codec, crop)
+    refined = refine.refine_latents(codec, crop, y64, z, 6)
+    assert torch.equal(codec.entropy.symbols(refined, z).double(), torch.round(refined - codec.entropy.means(z)))
 
 
 def test_refinement_curvature_matches_single_symbol_moves(crop):
     """The passes' per-channel curvature (Hutchinson's estimate of the mean diagonal of J^T J) agrees
     with the distortion change of moving one symbol by +1 and -1, measured by real decodes."""
-    from lcodec.codecs.walloc_vr import _RefineProblem
-
     codec = lcodec.load("walloc-rgb-rd", 3)
-    y64, z = codec._analyse(crop)
-    problem = _RefineProblem(codec, crop, z)
-    symbols = codec._symbols(y64, z).float()
+    y64, z = analyse(codec, crop)
+    problem = refine.RefineProblem(codec, crop, z)
+    symbols = codec.entropy.symbols(y64, z).float()
     curvature = problem.curvature(symbols)[0, :, 0, 0]
     with torch.no_grad():
         base = problem.distortion(symbols + problem.mean)

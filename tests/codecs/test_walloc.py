@@ -46,7 +46,7 @@ def test_compressed_size_matches_the_model_and_beats_no_ideal(codec, photo):
     estimate = codec.estimate_bits(photo)
     z = codec.encode_latents(photo).numpy()
     indexes = np.broadcast_to(np.arange(z.shape[1]).reshape(1, -1, 1, 1), z.shape).reshape(-1)
-    ideal = codec.tables.information_content(z.reshape(-1), indexes)
+    ideal = codec.entropy.tables.information_content(z.reshape(-1), indexes)
     assert payload_bits >= ideal  # nothing codes below the information content of its own tables
     assert payload_bits <= 1.01 * estimate + 32  # within 1% (+ one 32-bit word) of the model's estimate
     assert len(data) - len(header.sections[0]) < 120  # header stays small

@@ -12,30 +12,32 @@ import pytest
 import torch
 
 from lcodec.bitstream.container import read_container, write_container
-from lcodec.codecs.walloc_hp import WallocHyperpriorCodec
+from lcodec.codecs.assembly import ComposedCodec
+from lcodec.entropy.model import channel_indexes
 from lcodec.entropy.gaussian import gaussian_tables
 from lcodec.errors import BitstreamError, ModelError
 from lcodec.registry import create_codec, get_spec
 from lcodec.train.recipes import RECIPES
 from tests.conftest import FIXTURES, ROOT, assert_refused_cheaply, reseal, set_dims, with_one_and_two_threads
+from tests.codecs.parts import decompress_symbols, latent_symbols
 
 
-def _untrained(seed: int = 0) -> WallocHyperpriorCodec:
+def _untrained(seed: int = 0) -> ComposedCodec:
     """A seeded, untrained codec, scaled so latents, side symbols, means and indexes all vary."""
     torch.manual_seed(seed)
     codec = create_codec("walloc-rgb-hp", 3)
     with torch.no_grad():
-        codec.analysis.g_a.weight.mul_(20)
-        codec.h_a[2].weight.mul_(4)
-        codec.index_net.layers[-1].weight.mul_(4)
-        torch.nn.init.normal_(codec.h_m[2].weight, std=0.05)
+        codec.transform.analysis.g_a.weight.mul_(20)
+        codec.entropy.h_a[2].weight.mul_(4)
+        codec.entropy.index_net.layers[-1].weight.mul_(4)
+        torch.nn.init.normal_(codec.entropy.h_m[2].weight, std=0.05)
     codec.eval()
     codec.export()
     return codec
 
 
 @pytest.fixture(scope="module")
-def hp() -> WallocHyperpriorCodec:
+def hp() -> ComposedCodec:
     return _untrained()
 
 
@@ -56,10 +58,10 @@ def test_round_trip_odd_sizes_decodes_the_encoders_symbols(hp, photo, size):
     x_hat = hp.decompress(data)
     assert x_hat.shape == x.shape and x_hat.dtype == torch.float32
     assert torch.isfinite(x_hat).all() and 0.0 <= float(x_hat.min()) and float(x_hat.max()) <= 1.0
-    y_sym, z_sym = hp.latent_symbols(x)
-    y_dec, z_dec, shape = hp.decompress_symbols(data)
+    y_sym, z_sym = latent_symbols(hp, x)
+    y_dec, z_dec, shape = decompress_symbols(hp, data)
     assert torch.equal(y_dec, y_sym) and torch.equal(z_dec, z_sym) and shape == tuple(x.shape)
-    assert y_sym.shape == hp.latent_shape(x.shape) and z_sym.shape == hp.hyper_shape(x.shape)
+    assert y_sym.shape == hp.latent_shape(x.shape) and z_sym.shape == hp.entropy.hyper_shape(hp.latent_shape(x.shape))
     # means are computed in float64 on CPU on both sides: the latent API agrees exactly
     y_hat, _ = hp.decompress_latents(data)
     assert torch.equal(y_hat, hp.encode_latents(x))
@@ -67,18 +69,18 @@ def test_round_trip_odd_sizes_decodes_the_encoders_symbols(hp, photo, size):
 
 
 def test_untrained_fixture_exercises_every_part(hp, photo):
-    y_sym, z_sym = hp.latent_symbols(photo)
-    indexes = hp.table_indexes(z_sym)
+    y_sym, z_sym = latent_symbols(hp, photo)
+    indexes = hp.entropy.table_indexes(z_sym)
     assert indexes.dtype == torch.int64 and indexes.shape == y_sym.shape
     assert indexes.unique().numel() > 20 and z_sym.abs().max() > 2 and y_sym.abs().max() > 2
-    assert float(hp._means(z_sym).abs().max()) > 0.1
+    assert float(hp.entropy.means(z_sym).abs().max()) > 0.1
 
 
 def test_payload_is_at_least_the_information_content_and_close_to_the_estimate(hp, photo, stream):
     z_payload, y_payload = (8 * len(s) for s in read_container(stream).sections)
-    y_sym, z_sym = hp.latent_symbols(photo)
-    z_ideal = hp.tables.information_content(z_sym.numpy().reshape(-1), hp._z_indexes(tuple(z_sym.shape)))
-    y_ideal = hp.y_tables.information_content(y_sym.numpy().reshape(-1), hp.table_indexes(z_sym).numpy().reshape(-1))
+    y_sym, z_sym = latent_symbols(hp, photo)
+    z_ideal = hp.entropy.tables.information_content(z_sym.numpy().reshape(-1), channel_indexes(tuple(z_sym.shape)))
+    y_ideal = hp.entropy.y_tables.information_content(y_sym.numpy().reshape(-1), hp.entropy.table_indexes(z_sym).numpy().reshape(-1))
     assert z_payload >= z_ideal and y_payload >= y_ideal
     split = hp.estimate_bits_split(photo)
     assert split["y"] > 0 and split["z"] > 0 and z_payload > 0 and y_payload > 0
@@ -89,16 +91,16 @@ def test_payload_is_at_least_the_information_content_and_close_to_the_estimate(h
 
 def test_indexes_are_identical_across_threads_batches_and_bands(hp, photo):
     a, b = photo[..., :96, :128], photo[..., 100:196, 200:328]
-    _, z_a = hp.latent_symbols(a)
-    _, z_b = hp.latent_symbols(b)
-    _, z_ab = hp.latent_symbols(torch.cat([a, b]))
+    _, z_a = latent_symbols(hp, a)
+    _, z_b = latent_symbols(hp, b)
+    _, z_ab = latent_symbols(hp, torch.cat([a, b]))
     assert torch.equal(z_ab, torch.cat([z_a, z_b]))  # batch composition does not move the side symbols
-    one, two = with_one_and_two_threads(lambda: hp.table_indexes(z_ab))
+    one, two = with_one_and_two_threads(lambda: hp.entropy.table_indexes(z_ab))
     assert torch.equal(one, two)  # whole streams with 2 threads: the subprocess test below
-    assert torch.equal(one[:1], hp.table_indexes(z_a)) and torch.equal(one[1:], hp.table_indexes(z_b))
+    assert torch.equal(one[:1], hp.entropy.table_indexes(z_a)) and torch.equal(one[1:], hp.entropy.table_indexes(z_b))
     banded = copy.copy(hp)  # same modules; row bands of one z row each (halo included)
     banded.index_band_positions = 1
-    assert torch.equal(banded.table_indexes(z_ab), one)
+    assert torch.equal(banded.entropy.table_indexes(z_ab), one)
 
 
 _SCRIPT = """
@@ -106,12 +108,13 @@ import hashlib, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
 from lcodec.io.image import read_image
 from lcodec.registry import create_codec
+from tests.codecs.parts import latent_symbols
 codec = create_codec("walloc-rgb-hp", 3)
 codec.load_weights(torch.load(sys.argv[2], weights_only=True))
 codec.eval()
 x = read_image(sys.argv[3]).unsqueeze(0)
-_, z = codec.latent_symbols(x)
-indexes = codec.table_indexes(z).numpy().tobytes()
+_, z = latent_symbols(codec, x)
+indexes = codec.entropy.table_indexes(z).numpy().tobytes()
 print(hashlib.sha256(codec.compress(x)).hexdigest(), hashlib.sha256(indexes).hexdigest())
 """
 
@@ -124,8 +127,8 @@ def test_identical_bytes_and_indexes_in_subprocesses_with_1_and_2_threads(hp, ph
     image = str(FIXTURES / "coffee_481x321.png")
     runs = [subprocess.Popen([sys.executable, "-c", _SCRIPT, str(n), str(weights), image], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env) for n in (1, 2)]
-    _, z = hp.latent_symbols(photo)
-    indexes = hp.table_indexes(z).numpy().tobytes()
+    _, z = latent_symbols(hp, photo)
+    indexes = hp.entropy.table_indexes(z).numpy().tobytes()
     here = f"{hashlib.sha256(stream).hexdigest()} {hashlib.sha256(indexes).hexdigest()}"
     for run in runs:
         out, err = run.communicate(timeout=120)
@@ -138,9 +141,9 @@ def test_weights_state_round_trip_and_both_table_sets_in_the_hash(hp, photo, str
     other.load_weights(hp.weights_state())
     other.eval()
     assert other.weights_hash == hp.weights_hash
-    assert torch.equal(other.decompress_symbols(stream)[0], hp.latent_symbols(photo)[0])
-    changed = copy.copy(hp)
-    changed.y_tables = gaussian_tables(hp.gaussian.scale_table.numpy(), tail_mass=1e-6)
+    assert torch.equal(decompress_symbols(other, stream)[0], latent_symbols(hp, photo)[0])
+    changed = copy.deepcopy(hp)
+    changed.entropy.y_tables = gaussian_tables(hp.entropy.gaussian.scale_table.numpy(), tail_mass=1e-6)
     assert changed._digest() != hp.weights_hash
     with pytest.raises(ModelError, match="hyperprior config"):
         other.load_weights({k: v for k, v in hp.weights_state().items() if k != "y_tables"})
@@ -156,7 +159,8 @@ def test_training_path_bits_loss_and_gradients():
     loss, shown = codec.rd_loss(out, x, 0.022)
     assert set(shown) == {"bpp", "psnr", "side_bpp"} and 0 < shown["side_bpp"] < shown["bpp"]
     loss.backward()
-    for name in ("h_a.0.weight", "index_net.layers.0.weight", "h_m.0.weight", "prior.biases.0", "analysis.g_a.weight"):
+    for name in ("entropy.h_a.0.weight", "entropy.index_net.layers.0.weight", "entropy.h_m.0.weight",
+                 "entropy.prior.biases.0", "transform.analysis.g_a.weight"):
         grad = dict(codec.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
 
@@ -228,12 +232,12 @@ def test_garbage_payloads_with_valid_crc_decode_or_raise_cleanly(hp, photo):
 def test_cuda_encodes_and_cpu_decodes_byte_exactly_and_back(hp, photo, stream):
     """The integer index network runs on the codec's device; the float64 parts run on CPU."""
     gpu = copy.deepcopy(hp).cuda()
-    y_sym, z_sym = hp.latent_symbols(photo)
-    assert torch.equal(gpu.table_indexes(z_sym.cuda()), hp.table_indexes(z_sym))
+    y_sym, z_sym = latent_symbols(hp, photo)
+    assert torch.equal(gpu.entropy.table_indexes(z_sym.cuda()), hp.entropy.table_indexes(z_sym))
     from_gpu = gpu.compress(photo.cuda())
     assert from_gpu == stream  # CUDA encoder, CPU encoder: the same bytes
-    y_cpu, z_cpu, _ = hp.decompress_symbols(from_gpu)  # CUDA -> CPU
-    y_gpu, z_gpu, _ = gpu.decompress_symbols(stream)  # CPU -> CUDA
+    y_cpu, z_cpu, _ = decompress_symbols(hp, from_gpu)  # CUDA -> CPU
+    y_gpu, z_gpu, _ = decompress_symbols(gpu, stream)  # CPU -> CUDA
     assert torch.equal(y_cpu, y_sym) and torch.equal(z_cpu, z_sym)
     assert torch.equal(y_gpu, y_sym) and torch.equal(z_gpu, z_sym)
     assert float((gpu.decompress(stream).cpu() - hp.decompress(from_gpu)).abs().max()) < 1 / 255  # float decoder; CUDA convolutions may use TF32

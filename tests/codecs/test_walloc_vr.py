@@ -6,36 +6,37 @@ import pytest
 import torch
 
 from lcodec.bitstream.container import read_container
-from lcodec.codecs.walloc_vr import LadderConfig, WallocVariableRateCodec, initial_step
+from lcodec.codecs.assembly import ComposedCodec, LadderConfig, initial_step
 from lcodec.errors import BitstreamError, ModelError
 from lcodec.registry import create_codec, get_spec
 from lcodec.train.recipes import RECIPES
+from tests.codecs.parts import decompress_symbols, latent_symbols
 
 NAMES = ("walloc-rgb-light", "walloc-rgb-rd")
 
 
-def _untrained(name: str, photo: torch.Tensor, quality: int = 4) -> WallocVariableRateCodec:
+def _untrained(name: str, photo: torch.Tensor, quality: int = 4) -> ComposedCodec:
     """Seeded, untrained, started from the KLT of the photo's crops; the rd branch made non-zero."""
     torch.manual_seed(0)
     codec = create_codec(name, quality)
     crops = [photo[0, :, r : r + 128, c : c + 128] for r in (0, 64, 160) for c in (0, 128, 256)]
     codec.init_from_data(crops)
     with torch.no_grad():
-        if codec.analysis.branch is not None:
-            torch.nn.init.normal_(codec.analysis.branch[-1].weight, std=0.003)
-        codec.h_a[2].weight.mul_(4)
-        codec.index_net.layers[-1].weight.mul_(4)
+        if codec.transform.analysis.branch is not None:
+            torch.nn.init.normal_(codec.transform.analysis.branch[-1].weight, std=0.003)
+        codec.entropy.h_a[2].weight.mul_(4)
+        codec.entropy.index_net.layers[-1].weight.mul_(4)
     codec.eval()
     codec.export()
     return codec
 
 
 @pytest.fixture(scope="module", params=NAMES)
-def vr(request, photo) -> WallocVariableRateCodec:
+def vr(request, photo) -> ComposedCodec:
     return _untrained(request.param, photo)
 
 
-def _at(codec: WallocVariableRateCodec, quality: int) -> WallocVariableRateCodec:
+def _at(codec: ComposedCodec, quality: int) -> ComposedCodec:
     other = create_codec(codec.name, quality)
     other.load_weights(codec.weights_state())
     return other.eval()
@@ -59,8 +60,8 @@ def test_one_weights_state_codes_every_rate_in_order(vr, photo):
 def test_round_trip_symbols_and_the_latent_api(vr, photo, size):
     x = photo[..., : size[0], : size[1]]
     data = vr.compress(x)
-    y_sym, z_sym = vr.latent_symbols(x)
-    y_dec, z_dec, shape = vr.decompress_symbols(data)
+    y_sym, z_sym = latent_symbols(vr, x)
+    y_dec, z_dec, shape = decompress_symbols(vr, data)
     assert torch.equal(y_dec, y_sym) and torch.equal(z_dec, z_sym) and shape == tuple(x.shape)
     y_hat, _ = vr.decompress_latents(data)
     assert torch.equal(y_hat, vr.encode_latents(x))  # gained latents, (B, 192, 2*ceil(H/32), 2*ceil(W/32))
@@ -73,14 +74,14 @@ def test_coding_path_matches_the_training_path(vr, photo):
     """The float64 encoder (linear, or linear + CNN branch for rd) times the float64 gains is the
     float32 training path's y, and the branch really contributes for rd."""
     x = photo[..., :64, :96]
-    x64 = vr._pad(x.double())
-    coded = vr._light_encode(x64)
+    x64 = vr.transform.pad(x.double(), vr.multiple)
+    coded = vr.analyse64(x)
     with torch.no_grad():
-        trained = vr.analysis(vr._pad(x)) * vr._gain(torch.tensor([vr.quality - 1]))
+        trained = vr.transform.analysis(vr.transform.pad(x, vr.multiple)) * vr._gain(torch.tensor([vr.quality - 1]), 4)
         assert float((coded - trained.double()).abs().max()) < 1e-3 * float(coded.abs().max())
-        linear = vr.analysis.g_a(vr.analysis.wpt(x64.float() - 0.5)).double() * vr._gain64()
+        linear = vr.transform.analysis.g_a(vr.transform.analysis.wpt(x64.float() - 0.5)).double() * vr.gain64()
     differs = float((coded - linear).abs().max()) > 1e-2
-    assert differs == (vr.analysis.branch is not None)
+    assert differs == (vr.transform.analysis.branch is not None)
 
 
 def test_a_stream_names_its_rate_and_other_rates_refuse_it(vr, photo):
@@ -92,9 +93,9 @@ def test_a_stream_names_its_rate_and_other_rates_refuse_it(vr, photo):
 def test_klt_start_and_gains_at_the_high_rate_step(photo):
     codec = create_codec("walloc-rgb-light", 1)
     codec.init_from_data([photo[0, :, :256, :256]])
-    w = codec.analysis.g_a.weight[:, :, 0, 0].double()  # (192, 768)
+    w = codec.transform.analysis.g_a.weight[:, :, 0, 0].double()  # (192, 768)
     assert torch.allclose(w @ w.T, torch.eye(192, dtype=torch.float64), atol=1e-5)  # orthonormal rows
-    assert torch.equal(codec.synthesis.skip.weight[:, :, 0, 0], codec.analysis.g_a.weight[:, :, 0, 0].T)
+    assert torch.equal(codec.transform.synthesis.skip.weight[:, :, 0, 0], codec.transform.analysis.g_a.weight[:, :, 0, 0].T)
     steps = torch.exp(-codec.log_gain.detach()[:, 0]).double()
     expected = torch.tensor([initial_step(v) for v in codec.ladder.lmbdas], dtype=torch.float64)
     assert torch.allclose(steps, expected, rtol=1e-6) and (steps.diff() < 0).all()
@@ -119,7 +120,8 @@ def test_training_samples_rates_and_weighs_each_image_by_its_lambda(photo):
     assert loss.item() == pytest.approx((weight * (out.lmbda * 255**2 * mse + bpp)).mean().item(), rel=1e-5)
     assert set(shown) == {"bpp", "psnr", "side_bpp"}
     loss.backward()
-    for name in ("log_gain", "analysis.g_a.weight", "analysis.branch.3.weight", "h_a.0.weight", "synthesis.skip.weight"):
+    for name in ("log_gain", "transform.analysis.g_a.weight", "transform.analysis.branch.3.weight",
+                 "entropy.h_a.0.weight", "transform.synthesis.skip.weight"):
         grad = dict(codec.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
     codec.eval()  # evaluation uses the codec's own rate point for every image
@@ -188,7 +190,7 @@ def test_shipped_ladder_streams_cross_between_cpu_and_cuda(photo, quality):
     gpu = lcodec.load("walloc-rgb-rd", quality=quality, device="cuda")
     stream = cpu.compress(photo)
     assert gpu.compress(photo.cuda()) == stream
-    y_cpu, z_cpu, _ = cpu.decompress_symbols(stream)
-    y_gpu, z_gpu, _ = gpu.decompress_symbols(stream)
+    y_cpu, z_cpu, _ = decompress_symbols(cpu, stream)
+    y_gpu, z_gpu, _ = decompress_symbols(gpu, stream)
     assert torch.equal(y_cpu, y_gpu.cpu()) and torch.equal(z_cpu, z_gpu.cpu())
     assert float((gpu.decompress(stream).cpu() - cpu.decompress(stream)).abs().max()) < 1 / 255  # float decoder; CUDA convolutions may use TF32

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from lcodec.codecs.assembly import ComposedCodec
 from lcodec.bitstream.tables import CodingTables
-from lcodec.codecs.walloc_vr import VR_HYPER, VR_LADDER, WallocVariableRateCodec
+from lcodec.codecs.walloc import VR_HYPER, VR_LADDER, ladder_codec
 from lcodec.entropy.gaussian import gaussian_tables, scale_table
 from lcodec.entropy.scale_mixture import ScaleMixtureContext
 from lcodec.errors import ModelError
 from lcodec.models.walloc import WallocConfig
 from tests.conftest import with_one_and_two_threads
+from tests.codecs.parts import analyse, decompress_symbols, latent_symbols
 
 SCALES = scale_table(24, 0.11, 64.0)
 
@@ -118,18 +120,18 @@ HYPER = dataclasses.replace(VR_HYPER, hyper_channels=16, analysis_hidden=32, ind
                             context_slices=4, context_hidden=0)
 
 
-def _codec(photo, mixture: bool) -> WallocVariableRateCodec:
+def _codec(photo, mixture: bool) -> ComposedCodec:
     torch.manual_seed(0)
-    codec = WallocVariableRateCodec(CFG, dataclasses.replace(HYPER, context_mixture=mixture), VR_LADDER,
+    codec = ladder_codec(CFG, dataclasses.replace(HYPER, context_mixture=mixture), VR_LADDER,
                                     name="walloc-rgb-light", quality=3)
     crops = [photo[0, :, r : r + 128, c : c + 128] for r in (0, 64, 160) for c in (0, 128, 256)]
     codec.init_from_data(crops)
     with torch.no_grad():
-        codec.h_a[2].weight.mul_(4)
-        codec.index_net.layers[-1].weight.mul_(4)
-        codec.context.init_from_head(codec.index_net.layers[-1])
+        codec.entropy.h_a[2].weight.mul_(4)
+        codec.entropy.index_net.layers[-1].weight.mul_(4)
+        codec.entropy.context.init_from_head(codec.entropy.index_net.layers[-1])
         if mixture:
-            for heads in (codec.context.spread_heads, codec.context.weight_heads):
+            for heads in (codec.entropy.context.spread_heads, codec.entropy.context.weight_heads):
                 for h in heads:
                     h.weight.normal_(0, 0.02)
     codec.eval()
@@ -147,12 +149,12 @@ def test_mixture_codec_round_trips_and_reconstructs_as_the_gaussian_one(pair, ph
     tables (so the bytes) differ."""
     gauss, mix = pair
     data = mix.compress(photo)
-    y_sym, z = mix.latent_symbols(photo)
-    got_y, got_z, _ = mix.decompress_symbols(data)
+    y_sym, z = latent_symbols(mix, photo)
+    got_y, got_z, _ = decompress_symbols(mix, data)
     assert torch.equal(got_y, y_sym) and torch.equal(got_z, z)
-    assert torch.equal(y_sym, gauss.latent_symbols(photo)[0])
+    assert torch.equal(y_sym, latent_symbols(gauss, photo)[0])
     assert torch.equal(mix.decompress(data), gauss.decompress(gauss.compress(photo)))
-    idx = torch.cat(mix._context_encode(*mix._analyse(photo), y_hat=False)[1], 1)
+    idx = torch.cat(mix.entropy.context_encode(*analyse(mix, photo), y_hat=False)[1], 1)
     assert int(idx.max()) >= HYPER.num_scales  # some latents really are coded with a mixture
     bits = mix.estimate_bits(photo)
     assert abs(8 * len(data) - bits) < 0.05 * bits + 512
@@ -166,7 +168,7 @@ def test_mixture_bytes_do_not_depend_on_thread_count(pair, photo):
 def test_mixture_weights_round_trip(pair, photo, tmp_path):
     mix = pair[1]
     state = mix.weights_state()
-    again = WallocVariableRateCodec(CFG, dataclasses.replace(HYPER, context_mixture=True), VR_LADDER,
+    again = ladder_codec(CFG, dataclasses.replace(HYPER, context_mixture=True), VR_LADDER,
                                     name="walloc-rgb-light", quality=3)
     again.load_weights(state)
     assert again.weights_hash == mix.weights_hash
@@ -175,5 +177,5 @@ def test_mixture_weights_round_trip(pair, photo, tmp_path):
 
 def test_mixture_needs_a_tables_only_context():
     with pytest.raises(ModelError, match="context_mixture"):
-        WallocVariableRateCodec(CFG, dataclasses.replace(HYPER, context_mixture=True, context_hidden=8), VR_LADDER,
+        ladder_codec(CFG, dataclasses.replace(HYPER, context_mixture=True, context_hidden=8), VR_LADDER,
                                 name="walloc-rgb-light", quality=3)

@@ -5,10 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from lcodec.codecs.walloc_vr import VR_HYPER, VR_LADDER, WallocVariableRateCodec
+from lcodec.codecs.assembly import ComposedCodec
+from lcodec.codecs.walloc import VR_HYPER, VR_LADDER, ladder_codec
 from lcodec.errors import ModelError
 from lcodec.models.postfilter import PostFilter
 from lcodec.models.walloc import WallocConfig
+from tests.codecs.parts import decompress_symbols, latent_symbols
 
 
 def _trained_like(rates: int = 6, seed: int = 0) -> PostFilter:
@@ -54,9 +56,9 @@ def test_in_a_ladder_it_changes_the_reconstruction_only(photo):
     cfg = WallocConfig(levels=3, wavelet="sym4", latent_channels=48, decoder_channels=32, decoder_blocks=1)
     hyper = dataclasses.replace(VR_HYPER, hyper_channels=16, analysis_hidden=32, index_hidden=24)
 
-    def make(postfilter: int) -> WallocVariableRateCodec:
+    def make(postfilter: int) -> ComposedCodec:
         torch.manual_seed(0)
-        codec = WallocVariableRateCodec(cfg, hyper, dataclasses.replace(VR_LADDER, postfilter=postfilter),
+        codec = ladder_codec(cfg, hyper, dataclasses.replace(VR_LADDER, postfilter=postfilter),
                                         name="walloc-rgb-light", quality=2)
         codec.init_from_data([photo[0, :, :128, :128], photo[0, :, 128:256, 128:256]])
         if codec.postfilter is not None:
@@ -69,11 +71,11 @@ def test_in_a_ladder_it_changes_the_reconstruction_only(photo):
     plain, filtered = make(0), make(8)
     x = photo[..., :96, :160]
     data = filtered.compress(x)
-    assert torch.equal(filtered.decompress_symbols(data)[0], plain.latent_symbols(x)[0])
+    assert torch.equal(decompress_symbols(filtered, data)[0], latent_symbols(plain, x)[0])
     out, base = filtered.decompress(data), plain.decompress(plain.compress(x))
     assert out.shape == x.shape and 0 <= float(out.min()) and float(out.max()) <= 1
     assert not torch.equal(out, base)
-    again = WallocVariableRateCodec(cfg, hyper, dataclasses.replace(VR_LADDER, postfilter=8),
+    again = ladder_codec(cfg, hyper, dataclasses.replace(VR_LADDER, postfilter=8),
                                     name="walloc-rgb-light", quality=2)
     again.load_weights(filtered.weights_state())
     assert torch.equal(again.decompress(data), out)

@@ -12,7 +12,7 @@ def test_fit_moves_only_the_context_and_lowers_the_rate(photo, tmp_path):
     folder.mkdir()
     (folder / "a.png").write_bytes((FIXTURES / "coffee_481x321.png").read_bytes())
     cache = cache_latents(codec, [folder / "a.png"], crops=24, size=64, progress=False)
-    assert cache["hidden"].dtype == torch.uint8 and cache["r"].shape[1] == codec.cfg.latent_channels
+    assert cache["hidden"].dtype == torch.uint8 and cache["r"].shape[1] == codec.transform.latent_channels
     assert set(cache["q"].tolist()) <= set(range(len(codec.ladder.lmbdas)))
     before = {k: v.clone() for k, v in codec.state_dict().items()}
     start = exact_bits(codec, cache)

@@ -9,6 +9,7 @@ import torch
 
 from lcodec.errors import InputError
 from lcodec.registry import create_codec
+from tests.codecs.parts import decompress_symbols, latent_symbols
 
 PHOTO = Path(__file__).resolve().parents[1] / "data" / "coffee_481x321.png"
 
@@ -42,7 +43,7 @@ def test_zprior_cli_refits_only_the_rate_priors(data_dir, tmp_path, photo):
     assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("rate_priors."))  # nothing else moved
     x = photo[..., :64, :96]
     data = fitted.compress(x)
-    assert torch.equal(fitted.decompress_symbols(data)[0], shipped.latent_symbols(x)[0])  # same y, new z tables
+    assert torch.equal(decompress_symbols(fitted, data)[0], latent_symbols(shipped, x)[0])  # same y, new z tables
 
 
 def test_context_cli_writes_a_decodable_ladder(data_dir, tmp_path, photo):
@@ -53,8 +54,8 @@ def test_context_cli_writes_a_decodable_ladder(data_dir, tmp_path, photo):
                          "--out", str(out)]) == 0
     codec = _reload("walloc-rgb-rd", out, 3)
     x = photo[..., :64, :96]
-    y, z, _ = codec.decompress_symbols(codec.compress(x))
-    assert torch.equal(y, codec.latent_symbols(x)[0])
+    y, z, _ = decompress_symbols(codec, codec.compress(x))
+    assert torch.equal(y, latent_symbols(codec, x)[0])
 
 
 def test_fits_refuse_a_codec_without_the_part(data_dir, tmp_path):
