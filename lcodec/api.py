@@ -48,8 +48,9 @@ def weights_path(name: str, quality: int | None = None) -> Path:
 
 def with_base(state: dict, path: Path) -> dict:
     """A weights file may hold only the tensors that differ from another shipped file (``base``,
-    in the same folder, pinned by its sha256): those under the prefix ``replaced``. Returns the
-    complete state: the base's other tensors, then the file's tensors and entries."""
+    in the same folder, pinned by its sha256): those under the prefix ``replaced`` (or under any of
+    a list of prefixes). Returns the complete state: the base's other tensors, then the file's
+    tensors and entries."""
     if "base" not in state:
         return state
     base = path.parent / str(state["base"])
@@ -59,7 +60,8 @@ def with_base(state: dict, path: Path) -> dict:
         raise ModelError(f"{path} was fitted onto another version of {base.name} (sha256 differs); "
                          "refit it or reinstall lcodec")
     below = torch.load(base, map_location="cpu", weights_only=True)
-    prefix = str(state["replaced"])
+    replaced = state["replaced"]
+    prefix = (str(replaced),) if isinstance(replaced, str) else tuple(str(p) for p in replaced)
     tensors = {k: v for k, v in below["state_dict"].items() if not k.startswith(prefix)}
     extra = {k: v for k, v in state.items() if k not in ("base", "base_sha256", "replaced", "state_dict")}
     return {**below, **extra, "state_dict": {**tensors, **state["state_dict"]}}

@@ -204,7 +204,7 @@ class ComposedCodec(Codec):
         y_dec, bits = self.entropy(y, index if self.ladder is not None else None)
         if gain is not None:
             y_dec = y_dec / gain
-        x_pad = self.transform.synthesis(y_dec)
+        x_pad = self.transform.synthesise(y_dec)
         if self.postfilter is not None:
             x_pad = self.postfilter(x_pad, index)
         lmbda = torch.tensor(self.ladder.lmbdas, device=x.device)[index] if self.ladder is not None else None

@@ -67,6 +67,8 @@ class HyperpriorConfig(ConfigDict):
     # True: the context's tables are two-component Gaussian scale mixtures (stored integer tables,
     # lcodec.entropy.scale_mixture; needs context_slices >= 2 and context_hidden = 0)
     context_mixture: bool = False
+    # > 1: the means' last convolution is grouped (fewer weights, for many latent channels; 1-D only)
+    mean_groups: int = 1
 
 
 class MeanScaleHyperprior(nn.Module):
@@ -97,7 +99,10 @@ class MeanScaleHyperprior(nn.Module):
         self.h_a = nn.Sequential(conv(c, hyper.analysis_hidden, 3, padding=1), nn.GELU(),
                                  conv(hyper.analysis_hidden, n, 5, stride=2, padding=2))
         self.index_net = index_synthesis(n, hyper.index_hidden, c, hyper.num_scales, upsample=1, dims=dims)
-        self.h_m = nn.Sequential(up(n, c, 4, stride=2, padding=1), nn.GELU(), conv(c, c, 3, padding=1))
+        if hyper.mean_groups != 1 and (dims != 1 or c % hyper.mean_groups):
+            raise ModelError(f"mean_groups={hyper.mean_groups} needs 1-D latents and divides {c} channels")
+        self.h_m = nn.Sequential(up(n, c, 4, stride=2, padding=1), nn.GELU(),
+                                 conv(c, c, 3, padding=1, groups=hyper.mean_groups))
         nn.init.zeros_(self.h_m[2].weight)  # means start at 0: a trained transform's symbols
         nn.init.zeros_(self.h_m[2].bias)
         self.gaussian = GaussianConditional(scale_table(hyper.num_scales, hyper.min_scale, hyper.max_scale))

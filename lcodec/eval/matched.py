@@ -5,8 +5,8 @@ codec was measured at several settings on the same item. The classical quality a
 learned codec's own rate is interpolated linearly in log-rate between the two nearest
 classical points (``numpy.interp`` on ``log(rate)``), and the per-item differences are
 averaged. Unlike a BD figure this works from a single learned rate point. The benchmarks
-``benchmarks/image_rd.py`` and ``benchmarks/audio_rd.py`` write these figures, and the
-README quotes them.
+``benchmarks/image_rd.py`` and ``benchmarks/audio_rd.py`` write these figures, and
+docs/results.md quotes them.
 
 Rows are ``lcodec.eval.harness.RDRow`` (anything with ``item``, ``codec``, ``quality``,
 ``rate`` and a ``metrics`` dict works).

@@ -32,7 +32,7 @@ from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.cpu import run_on_cpu
 from lcodec.models.walloc import WallocAnalysis, WallocConfig, WallocSynthesis, packet_klt
 
-__all__ = ["WallocImageTransform", "WallocAudioTransform", "MAX_IMAGE_PIXELS", "MAX_BATCH", "MODEL_RATE",
+__all__ = ["ImageTransform", "WallocImageTransform", "WallocAudioTransform", "MAX_IMAGE_PIXELS", "MAX_BATCH", "MODEL_RATE",
            "MAX_AUDIO_SAMPLES", "model_length", "mid_side", "resample"]
 
 MAX_IMAGE_PIXELS = 2**26  # 64 Mpixel per image: decoding needs a few GB of RAM beyond this
@@ -77,7 +77,8 @@ class _Walloc(nn.Module):
                     groups=self.cfg.encoder_groups)
 
     def synthesise(self, y_hat: torch.Tensor) -> torch.Tensor:
-        """Latents -> the padded synthesis output, float32 on the synthesis' device."""
+        """Latents -> the padded synthesis output, float32 on the synthesis' device (differentiable:
+        the training path runs it too)."""
         dev = next(self.synthesis.parameters()).device
         return self.synthesis(y_hat.to(dev, torch.float32))
 
@@ -90,27 +91,22 @@ class _Walloc(nn.Module):
             raise ModelError(f"weights were trained for {cfg}, not {self.cfg}")
 
 
-class WallocImageTransform(_Walloc):
-    """WaLLoC for RGB images (Jacobellis & Yadwadkar 2024): wavelet packet + shallow autoencoder.
-
-    x (B, 3, H, W) float in [0, 1] -> y (B, C, S(H)/2^J, S(W)/2^J), S(n) = n padded (replicate)
-    to the codec's multiple, and long enough for the packet's deepest level to hold one period of
-    a longer filter; the reconstruction is cropped back.
-    """
+class ImageTransform:
+    """What every RGB image transform shares, as a mixin before ``nn.Module``: input checks,
+    replicate padding to a multiple of ``factor`` (times the codec's ``multiple``), the stream's
+    geometry, cropping and clamping, the MSE loss terms and config loading. A subclass sets
+    ``in_channels``, ``factor`` (input pixels per latent position), ``latent_channels`` and
+    ``cfg`` (a ``ConfigDict``), and implements ``analyse``, ``analyse64`` and ``synthesise``;
+    see docs/architecture.md."""
 
     modality = "image"
-
-    def __init__(self, cfg: WallocConfig) -> None:
-        if cfg.dims != 2:
-            raise ModelError("the WaLLoC image transform needs dims=2")
-        super().__init__(cfg)
+    config_key = "config"
+    storage_dtype = torch.float32
 
     # ----------------------------------------------------------------- geometry
     def padded_side(self, n: int, multiple: int = 1) -> int:
-        wpt = self.analysis.wpt
-        least = (wpt.filter_length - 1) * 2 ** (self.cfg.levels - 1) if wpt.filter_length > 2 else 1
         step = self.factor * multiple
-        return -(-max(n, least) // step) * step
+        return -(-n // step) * step
 
     def pad(self, x: torch.Tensor, multiple: int = 1) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -122,8 +118,8 @@ class WallocImageTransform(_Walloc):
             raise InputError(f"expected a torch.Tensor image, got {type(x).__name__}")
         if x.dim() == 3:
             x = x.unsqueeze(0)
-        if x.dim() != 4 or x.shape[1] != self.cfg.in_channels:
-            raise InputError(f"expected an image tensor (B, {self.cfg.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise InputError(f"expected an image tensor (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         if x.shape[-1] < 1 or x.shape[-2] < 1 or x.shape[0] < 1:
             raise InputError(f"empty image tensor {tuple(x.shape)}")
         if x.shape[-1] * x.shape[-2] > MAX_IMAGE_PIXELS:
@@ -139,7 +135,7 @@ class WallocImageTransform(_Walloc):
 
     def check_geometry(self, geometry: Geometry) -> None:
         shape = geometry.shape
-        if len(shape) != 4 or shape[1] != self.cfg.in_channels:
+        if len(shape) != 4 or shape[1] != self.in_channels:
             raise BitstreamError(f"stream geometry {shape} is not an RGB image batch")
         if shape[2] * shape[3] > MAX_IMAGE_PIXELS or shape[0] > MAX_BATCH:
             raise BitstreamError(f"stream declares an image batch of {shape}, beyond this codec's limits")
@@ -149,17 +145,13 @@ class WallocImageTransform(_Walloc):
 
     def latent_shape(self, geometry: Geometry, multiple: int = 1) -> tuple[int, ...]:
         b, _, h, w = geometry.shape
-        return (b, self.cfg.latent_channels, self.padded_side(h, multiple) // self.factor,
+        return (b, self.latent_channels, self.padded_side(h, multiple) // self.factor,
                 self.padded_side(w, multiple) // self.factor)
 
-    # ------------------------------------------------------------------- paths
-    def analyse(self, x: torch.Tensor, multiple: int = 1) -> torch.Tensor:
-        return self.analysis(self.pad(x, multiple))
+    def carried(self, geometry: Geometry) -> int:
+        return self.latent_channels
 
-    @torch.no_grad()
-    def analyse64(self, x: torch.Tensor, multiple: int = 1) -> torch.Tensor:
-        return self.project64(self.pad(x.detach().cpu().double(), multiple))
-
+    # ------------------------------------------------------------------- output
     def train_output(self, x_pad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return x_pad[..., : x.shape[-2], : x.shape[-1]]
 
@@ -169,6 +161,51 @@ class WallocImageTransform(_Walloc):
 
     def finish(self, x_pad: torch.Tensor, geometry: Geometry) -> torch.Tensor:
         return self.crop(x_pad, (geometry.shape[2], geometry.shape[3]))
+
+    @staticmethod
+    def rd_terms(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, int, dict[str, float]]:
+        """(per-item distortion 255^2 * MSE, pixels per item (the rate unit), what to show)."""
+        mse = ((x_hat - x) ** 2).flatten(1).mean(1)
+        psnr = (10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))).mean()
+        return mse * 255.0**2, x.shape[-2] * x.shape[-1], {"psnr": psnr.item()}
+
+    def load_config(self, stored: dict) -> None:
+        cfg = type(self.cfg).from_dict(dict(stored))
+        if cfg != self.cfg:
+            raise ModelError(f"weights were trained for {cfg}, not {self.cfg}")
+
+
+class WallocImageTransform(ImageTransform, _Walloc):
+    """WaLLoC for RGB images (Jacobellis & Yadwadkar 2024): wavelet packet + shallow autoencoder.
+
+    x (B, 3, H, W) float in [0, 1] -> y (B, C, S(H)/2^J, S(W)/2^J), S(n) = n padded (replicate)
+    to the codec's multiple, and long enough for the packet's deepest level to hold one period of
+    a longer filter; the reconstruction is cropped back.
+    """
+
+    storage_dtype = torch.float16  # shipped weights in half precision
+
+    def __init__(self, cfg: WallocConfig) -> None:
+        if cfg.dims != 2:
+            raise ModelError("the WaLLoC image transform needs dims=2")
+        super().__init__(cfg)
+
+    @property
+    def in_channels(self) -> int:
+        return self.cfg.in_channels
+
+    def padded_side(self, n: int, multiple: int = 1) -> int:
+        wpt = self.analysis.wpt
+        least = (wpt.filter_length - 1) * 2 ** (self.cfg.levels - 1) if wpt.filter_length > 2 else 1
+        return super().padded_side(max(n, least), multiple)
+
+    # ------------------------------------------------------------------- paths
+    def analyse(self, x: torch.Tensor, multiple: int = 1) -> torch.Tensor:
+        return self.analysis(self.pad(x, multiple))
+
+    @torch.no_grad()
+    def analyse64(self, x: torch.Tensor, multiple: int = 1) -> torch.Tensor:
+        return self.project64(self.pad(x.detach().cpu().double(), multiple))
 
     @torch.no_grad()
     def init_from_data(self, crops: list[torch.Tensor]) -> None:
@@ -180,13 +217,6 @@ class WallocImageTransform(_Walloc):
         self.analysis.g_a.bias.zero_()
         self.synthesis.skip.weight.copy_(basis.T[:, :, None, None].float())
         self.synthesis.skip.bias.zero_()
-
-    @staticmethod
-    def rd_terms(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, int, dict[str, float]]:
-        """(per-item distortion 255^2 * MSE, pixels per item (the rate unit), what to show)."""
-        mse = ((x_hat - x) ** 2).flatten(1).mean(1)
-        psnr = (10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))).mean()
-        return mse * 255.0**2, x.shape[-2] * x.shape[-1], {"psnr": psnr.item()}
 
 
 def mid_side(x: torch.Tensor) -> torch.Tensor:

@@ -193,12 +193,13 @@ def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:
 
 
 def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict, over: Path | None = None,
-                 replaced: str = "") -> Path:
+                 replaced: str | tuple[str, ...] = "") -> Path:
     """Write an exported codec's weights (with how they were trained) and record the file's
     sha256 in the folder's manifest.json.
 
     ``over``: a shipped weights file (same folder) this one is laid over: only the tensors whose
-    names start with ``replaced`` are written, with the base's name and sha256; ``lcodec.load``
+    names start with ``replaced`` (a prefix or a tuple of them) are written, with the base's name
+    and sha256; ``lcodec.load``
     takes every other tensor from the base (``lcodec.api.with_base``)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +207,9 @@ def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict, over:
     if over is not None:
         if not replaced:
             raise InputError("an overlay weights file needs the prefix of the tensors it replaces")
-        state["state_dict"] = {k: v for k, v in state["state_dict"].items() if k.startswith(replaced)}
+        prefixes = (replaced,) if isinstance(replaced, str) else tuple(replaced)
+        state["state_dict"] = {k: v for k, v in state["state_dict"].items() if k.startswith(prefixes)}
+        replaced = replaced if isinstance(replaced, str) else list(prefixes)
         state.update(base=over.name, base_sha256=hashlib.sha256(over.read_bytes()).hexdigest(), replaced=replaced)
     _save(dest, state)
     manifest_path = dest.parent / "manifest.json"

@@ -82,7 +82,7 @@ IMAGE_RESULTS = sorted(p.parent.name for p in RESULTS.glob("image_rd_*/headline.
 
 @pytest.mark.parametrize("folder", IMAGE_RESULTS or ["image_rd_val"])
 def test_committed_image_headlines_are_reproduced_from_their_rows(folder):
-    """The README's matched-rate columns come from headline.json; recompute them from rows.json."""
+    """docs/results.md's matched-rate columns come from headline.json; recompute them from rows.json."""
     base = RESULTS / folder
     if not (base / "rows.json").exists():
         pytest.skip(f"{base} not committed")
