@@ -11,10 +11,12 @@ __all__ = ["add_parser", "main"]
 # Shipped weights that are fitted onto another codec's shipped file by a module of their own,
 # not trained from scratch by a recipe: where ``codec train NAME`` sends the user instead.
 FITTED_ONTO = {
-    "walloc-rgb-rd-gmm": ("python -m lcodec.train.context walloc-rgb-rd-gmm --base walloc-rgb-rd",
+    "walloc-rgb-rd-gmm": ("walloc-rgb-rd", "python -m lcodec.train.context walloc-rgb-rd-gmm --base walloc-rgb-rd",
                           "docs/results/train_walloc-rgb-rd-gmm/README.md"),
-    "walloc-rgb-mcq": ("python -m lcodec.train.codebook walloc-rgb-mcq",
+    "walloc-rgb-mcq": ("walloc-rgb-rd", "python -m lcodec.train.codebook walloc-rgb-mcq",
                        "docs/results/train_walloc-rgb-mcq/README.md"),
+    **{f"walloc-audio-hp-q{q}": (f"walloc-audio-q{q}", f"python -m lcodec.train.audio_hyperprior {q} "
+                                 "--checkpoint CKPT", "docs/models/walloc-audio-hp.md") for q in (1, 2, 3)},
 }
 
 
@@ -37,8 +39,8 @@ def main(args: argparse.Namespace) -> int:
     from lcodec.train.recipes import RECIPES
 
     if args.recipe in FITTED_ONTO:
-        command, recipe_doc = FITTED_ONTO[args.recipe]
-        raise InputError(f"{args.recipe} is fitted onto walloc-rgb-rd's shipped weights, not trained by a recipe: "
+        base, command, recipe_doc = FITTED_ONTO[args.recipe]
+        raise InputError(f"{args.recipe} is fitted onto {base}'s shipped weights, not trained by a recipe: "
                          f"run `{command} --data DIR --out FILE` (full recipe: {recipe_doc})")
     if args.recipe not in RECIPES:
         raise InputError(f"unknown recipe {args.recipe!r}; available: {', '.join(sorted(RECIPES))}")

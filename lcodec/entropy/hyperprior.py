@@ -37,7 +37,7 @@ from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.bitstream.tables import CodingTables
 from lcodec.entropy.channel_context import ChannelContext
 from lcodec.entropy.factorized import FactorizedPrior
-from lcodec.entropy.gaussian import GaussianConditional, scale_table
+from lcodec.entropy.gaussian import SCALE_BOUND, GaussianConditional, scale_table
 from lcodec.entropy.integer_net import index_synthesis
 from lcodec.entropy.model import channel_indexes, check_floor, require, ste_round
 from lcodec.entropy.refereed import (SYMBOL_MARGIN, Z_MARGIN, conv_at_elements, conv_at_positions,
@@ -69,6 +69,9 @@ class HyperpriorConfig(ConfigDict):
     context_mixture: bool = False
     # > 1: the means' last convolution is grouped (fewer weights, for many latent channels; 1-D only)
     mean_groups: int = 1
+    # y's conditional density: "gaussian" or "laplace" (lcodec.entropy.gaussian; not with context_mixture)
+    family: str = "gaussian"
+    tail_mass: float = 1e-9  # mass outside each table's symbol range (escape-coded)
 
 
 class MeanScaleHyperprior(nn.Module):
@@ -105,7 +108,11 @@ class MeanScaleHyperprior(nn.Module):
                                  conv(c, c, 3, padding=1, groups=hyper.mean_groups))
         nn.init.zeros_(self.h_m[2].weight)  # means start at 0: a trained transform's symbols
         nn.init.zeros_(self.h_m[2].bias)
-        self.gaussian = GaussianConditional(scale_table(hyper.num_scales, hyper.min_scale, hyper.max_scale))
+        if hyper.family != "gaussian" and hyper.context_mixture:
+            raise ModelError("context_mixture tables are Gaussian scale mixtures; use family='gaussian'")
+        self.gaussian = GaussianConditional(scale_table(hyper.num_scales, hyper.min_scale, hyper.max_scale),
+                                            family=hyper.family, tail_mass=hyper.tail_mass,
+                                            scale_bound=min(SCALE_BOUND, hyper.min_scale))
         self.tables: CodingTables | None = None
         self.y_tables: CodingTables | None = None
         self.context: ChannelContext | None = None

@@ -111,6 +111,9 @@ def test_bad_inputs_give_one_clear_line_and_no_output(work, capsys):
     # codecs fitted onto rd's file have no recipe: the error names the module that fits them
     assert "python -m lcodec.train.codebook" in _error(capsys, "train", "walloc-rgb-mcq", "--data", work)
     assert "python -m lcodec.train.context" in _error(capsys, "train", "walloc-rgb-rd-gmm", "--data", work)
+    # the name a missing-weights error suggests for walloc-audio-hp leads to its fitting module
+    hp = _error(capsys, "train", "walloc-audio-hp-q2", "--data", work)
+    assert "python -m lcodec.train.audio_hyperprior 2" in hp and "walloc-audio-q2" in hp
 
 
 def test_force_overwrites(work):

@@ -166,14 +166,17 @@ torch.set_num_threads(int(sys.argv[1]))
 import lcodec
 from lcodec.io.audio import read_audio
 x, rate = read_audio(sys.argv[2])
-print(hashlib.sha256(lcodec.load("walloc-audio").compress(x.unsqueeze(0), rate)).hexdigest())
+print(hashlib.sha256(lcodec.load(sys.argv[3]).compress(x.unsqueeze(0), rate)).hexdigest())
 """
 
 
-def test_identical_bytes_across_processes_and_threads(shipped, clip):
-    here = hashlib.sha256(shipped.compress(clip.unsqueeze(0))).hexdigest()
+@pytest.mark.parametrize("name", ["walloc-audio", "walloc-audio-hp"])
+def test_identical_bytes_across_processes_and_threads(name, clip):
+    import lcodec
+
+    here = hashlib.sha256(lcodec.load(name).compress(clip.unsqueeze(0))).hexdigest()
     for threads in (1, 2):
-        out = subprocess.run([sys.executable, "-c", _SCRIPT, str(threads), str(CLIP)],
+        out = subprocess.run([sys.executable, "-c", _SCRIPT, str(threads), str(CLIP), name],
                              capture_output=True, text=True, check=True, cwd=ROOT)
         assert out.stdout.strip() == here
 

@@ -153,3 +153,70 @@ def test_indexes_to_scales_gradient_is_the_centred_log_difference_of_the_table()
     w = torch.linspace(-2.0, 3.0, idx.numel(), dtype=torch.float64)
     grad_w = torch.autograd.grad((w * indexes_to_scales(idx, table)).sum(), idx)[0].numpy()
     np.testing.assert_allclose(grad_w, w.numpy() * np.array(expected), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the Laplace family
+def _laplace_bin_mass(v: np.ndarray, mean: float, b: float) -> np.ndarray:
+    """Independent reference: scipy's Laplace CDF differenced over the unit bin around v."""
+    from scipy.stats import laplace
+
+    return laplace.cdf(v + 0.5, loc=mean, scale=b) - laplace.cdf(v - 0.5, loc=mean, scale=b)
+
+
+@pytest.mark.parametrize("b", [0.11, 0.4, 2.0, 37.0])
+def test_laplace_likelihood_is_the_laplace_bin_mass(b):
+    gc = GaussianConditional(family="laplace")
+    rng = np.random.default_rng(3)
+    mean = 0.37
+    v = np.concatenate([np.round(rng.laplace(mean, b, 200)) + rng.uniform(-0.5, 0.5, 200), [mean, mean + 0.49]])
+    got = gc.likelihood(torch.from_numpy(v), torch.full((v.size,), b, dtype=torch.float64),
+                        torch.full((v.size,), mean, dtype=torch.float64)).numpy()
+    want = np.maximum(_laplace_bin_mass(v, mean, b), 1e-9)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
+    # a distribution over the integer grid, whatever the mean
+    grid = torch.arange(-3000, 3001, dtype=torch.float64)
+    p = gc.likelihood(grid + 0.0, torch.full_like(grid, b), torch.full_like(grid, 0.25))
+    assert abs(float(p.sum()) - 1) < 7e-6
+
+
+def test_laplace_tables_follow_the_laplace_pmf_and_tail():
+    from lcodec.entropy.gaussian import laplace_tables
+
+    scales = scale_table(16, 0.11, 64.0)
+    tables = laplace_tables(scales, tail_mass=1e-6)
+    for t, b in enumerate(scales):
+        half = -int(tables.offsets[t])
+        assert half == max(1, math.ceil(b * math.log(1e6) - 0.5))  # P(|X| > K + 1/2) <= 1e-6
+        row = tables.counts[t, : tables.lengths[t]].astype(np.float64)
+        assert row.sum() == 2**16 and row.min() >= 1 and tables.lengths[t] == 2 * half + 2
+        pmf = _laplace_bin_mass(np.arange(-half, half + 1, dtype=np.float64), 0.0, b)
+        # quantized to 16 bits (every entry >= 1 count): coding Laplace symbols with the table
+        # costs at most 0.3% more than their entropy (KL divergence of the pmf from the table)
+        q = row[:-1] / 2**16
+        entropy, kl = float(-(pmf * np.log2(pmf)).sum()), float((pmf * np.log2(pmf / q)).sum())
+        assert kl <= 0.003 * entropy + 1e-3, (b, kl, entropy)
+    gc = GaussianConditional(scales, family="laplace", tail_mass=1e-6)
+    assert gc.tables().sha256 == tables.sha256 != gaussian_tables(scales, 1e-6).sha256
+    with pytest.raises(ModelError, match="family"):
+        GaussianConditional(family="cauchy")
+
+
+def test_laplace_samples_cost_their_entropy_and_round_trip():
+    from lcodec.entropy.gaussian import laplace_tables
+
+    rng = np.random.default_rng(4)
+    scales = scale_table(16, 0.11, 64.0)
+    indexes = rng.integers(0, 16, 30000)
+    symbols = np.round(rng.laplace(0.0, scales[indexes])).astype(np.int64)
+    symbols[::997] = 5000  # escapes
+    tables = laplace_tables(scales, tail_mass=1e-6)
+    payload = encode_symbols(symbols, indexes, tables)
+    np.testing.assert_array_equal(decode_symbols(payload, indexes, tables), symbols)
+    gc = GaussianConditional(scales, family="laplace")
+    ideal = -np.log2(_laplace_bin_mass(symbols.astype(np.float64), 0.0, scales[indexes]).clip(1e-300))
+    normal = symbols != 5000
+    coded = tables.information_content(symbols[normal], indexes[normal])
+    assert abs(coded - ideal[normal].sum()) <= 0.01 * ideal[normal].sum()
+    est = -torch.log2(gc.likelihood(torch.from_numpy(symbols[normal]).double(),
+                                    torch.from_numpy(scales[indexes[normal]]))).sum()
+    assert abs(float(est) - ideal[normal].sum()) <= 1e-6 * ideal[normal].sum()
