@@ -220,3 +220,20 @@ def test_laplace_samples_cost_their_entropy_and_round_trip():
     est = -torch.log2(gc.likelihood(torch.from_numpy(symbols[normal]).double(),
                                     torch.from_numpy(scales[indexes[normal]]))).sum()
     assert abs(float(est) - ideal[normal].sum()) <= 1e-6 * ideal[normal].sum()
+
+
+@pytest.mark.parametrize("scales,tail", [([], 1e-6), ([1.0, 0.0], 1e-6), ([1.0, -2.0], 1e-6), ([float("inf")], 1e-6),
+                                         ([float("nan")], 1e-6), ([1.0], 0.0), ([1.0], 1.0), ([1.0], 1.5)])
+def test_laplace_tables_refuse_bad_scales_and_tail_mass(scales, tail):
+    from lcodec.entropy.gaussian import laplace_tables
+
+    with pytest.raises(ModelError, match="scales|tail_mass"):
+        laplace_tables(scales, tail_mass=tail)
+
+
+def test_laplace_tables_keep_at_least_one_symbol_each_side():
+    """K = max(1, ceil(b ln(1/tail) - 1/2)): a scale so small that K would be 0 still codes -1, 0, 1."""
+    from lcodec.entropy.gaussian import laplace_tables
+
+    tables = laplace_tables([0.04, 0.05], tail_mass=1e-5)  # b ln(1e5) - 1/2 = -0.04 and +0.08
+    assert list(tables.offsets) == [-1, -1] and list(tables.lengths) == [4, 4]
