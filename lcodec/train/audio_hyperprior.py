@@ -7,10 +7,10 @@ of the factorized prior. The transform is frozen, so its latents y are computed 
 touches the entropy model only; its objective is the bits of the coded integers, y and z
 per latent position (``discrete_bits``: rounding with straight-through gradients, not the
 uniform-noise proxy: the frozen latents are sparse, most round to 0, and the noise proxy charges
-each such value about a bit the coder never spends). The decoder reconstructs
-``round(y - mean) + mean`` instead of ``round(y)``: the same quantizer shifted, so the
-distortion would move (measured by ``benchmarks/audio_hp_rd.py``: it does, see ``fit``), so the
-shipped fit keeps the means at 0 and the decoder's quantizer is walloc-audio's ``round(y)``.
+each such value about a bit the coder never spends). Non-zero means would make the decoder
+reconstruct ``round(y - mean) + mean``, a shifted quantizer with a different distortion
+(measured: worse, see ``fit``); the shipped fit holds them at 0, so the decoder's latents are
+walloc-audio's ``round(y)`` and only the rate changes.
 
     python -m lcodec.train.audio_hyperprior 2 --data ../shared/data/audio/music_stereo_48k \\
         --checkpoint /tmp/ahp-q2.ckpt --out lcodec/weights/walloc-audio-hp-q2.pt
