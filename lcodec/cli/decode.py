@@ -10,15 +10,22 @@ from lcodec.cli._common import OUTPUT_HELP, about_file, open_output, read_stream
 from lcodec.errors import InputError, LcodecError
 from lcodec.io.audio import AUDIO_OUTPUT_SUFFIXES, AUDIO_SUFFIXES, encode_audio
 from lcodec.io.image import image_format, write_image
+from lcodec.io.video import VIDEO_OUTPUT_SUFFIXES
 
 __all__ = ["add_parser", "main"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("decode", help="decode an lcodec stream (images: .png/.bmp/...; audio: .wav/.flac/.ogg)",
-                       description="Decode an lcodec stream; OUTPUT's suffix picks the file format. " + OUTPUT_HELP)
+    p = sub.add_parser("decode", help="decode an lcodec stream (images: .png/.bmp/...; audio: .wav/.flac/.ogg; "
+                                      "video: .y4m, .mkv (FFV1) or a folder of PNG frames)",
+                       description="Decode an lcodec stream; OUTPUT's suffix picks the file format (video: .y4m, "
+                                   ".mkv as lossless FFV1, or a name without a suffix for a folder of PNG frames). "
+                                   + OUTPUT_HELP)
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
+    p.add_argument("--frames", default=None, metavar="A:B",
+                   help="video: decode frames A to B-1 only (0-based; either side may be left out), starting at the "
+                        "last intra frame at or before A")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.set_defaults(func=main)
 
@@ -35,13 +42,34 @@ def _check_output_kind(args: argparse.Namespace, modality: str) -> None:
             raise InputError(f"{args.input} holds an image; write it as .png (or another image format), "
                              f"not {args.output.suffix!r}")
         image_format(args.output)
+    elif modality == "video":
+        if suffix and suffix not in VIDEO_OUTPUT_SUFFIXES:
+            raise InputError(f"{args.input} holds video; write it as {' or '.join(VIDEO_OUTPUT_SUFFIXES)} or into "
+                             f"a folder of PNG frames (a name without a suffix), not {args.output.suffix!r}")
     else:
-        raise InputError(f"{args.input} holds {modality}; this version decodes images and audio")
+        raise InputError(f"{args.input} holds {modality}; this version decodes images, audio and video")
+    if args.frames is not None and modality != "video":
+        raise InputError(f"--frames is for video streams; {args.input} holds {modality}")
+
+
+def _span(text: str | None, frames: int) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    a, sep, b = text.partition(":")
+    try:
+        span = (int(a) if a.strip() else 0, int(b) if b.strip() else frames)
+    except ValueError:
+        raise InputError(f"--frames takes A:B (0-based, B exclusive), got {text!r}") from None
+    if not sep or not 0 <= span[0] < span[1] <= frames:
+        raise InputError(f"--frames {text}: the stream has frames 0:{frames}")
+    return span
 
 
 def main(args: argparse.Namespace) -> int:
     data, header = read_stream(args.input)
     _check_output_kind(args, header.modality)
+    if header.modality == "video":
+        return _decode_video(args, data, header)
     with open_output(args.input, args.output, args.force) as out:
         try:
             codec = load(header.codec, header.quality)
@@ -59,4 +87,41 @@ def main(args: argparse.Namespace) -> int:
         out.write(write_image(args.output, x_hat))
     h, w = x_hat.shape[-2:]
     print(f"{args.input} -> {args.output}: {w}x{h}, {codec.name} q{codec.quality}, {seconds:.2f} s")
+    return 0
+
+
+def _decode_video(args: argparse.Namespace, data: bytes, header) -> int:
+    from lcodec.io.folder import FolderOutput
+    from lcodec.io.video import video_writer
+
+    frames = header.geometry.shape[2] if len(header.geometry.shape) == 5 else 0
+    span = _span(args.frames, frames)
+    fps = header.geometry.fps_num / header.geometry.fps_den if header.geometry.fps_den else 25.0
+    try:
+        codec = load(header.codec, header.quality)
+        codec.parse(data)  # every check before the output is reserved
+    except LcodecError as exc:
+        raise about_file(args.input, exc) from None
+    t0 = time.perf_counter()
+    count = 0
+
+    def counted():
+        nonlocal count
+        try:
+            for frame in codec.iter_decompress(data, span):
+                count += 1
+                yield frame
+        except LcodecError as exc:
+            raise about_file(args.input, exc) from None
+
+    if args.output.suffix:
+        with open_output(args.input, args.output, args.force) as out:
+            out.write_with(video_writer(args.output, counted(), fps))
+    else:
+        with FolderOutput(args.output, args.force) as out:
+            out.write_frames(counted())
+    seconds = time.perf_counter() - t0
+    h, w = header.geometry.shape[3:]
+    print(f"{args.input} -> {args.output}: {count} frames {w}x{h}, {codec.name} q{codec.quality}, {seconds:.2f} s "
+          f"({count / max(seconds, 1e-9):.1f} frames/s)")
     return 0

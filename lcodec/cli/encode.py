@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import textwrap
 import time
 from pathlib import Path
@@ -16,12 +17,12 @@ __all__ = ["add_parser", "main", "DEFAULT_CODEC"]
 
 # Images: the best rate-distortion that still encodes a 768x512 photo in about a second on 2 cores,
 # at its default quality (q4: 0.67 bpp, 33.9 dB PSNR-RGB mean on the val photos).
-DEFAULT_CODEC = {"image": "walloc-rgb-rd", "audio": "walloc-audio"}
+DEFAULT_CODEC = {"image": "walloc-rgb-rd", "audio": "walloc-audio", "video": "walloc-video"}
 # Every registered audio codec codes mono or stereo; checked here, where the file name is known.
 AUDIO_CHANNELS = (1, 2)
 
 DESCRIPTION = f"""\
-Compress an image or audio file into an lcodec stream (decode it with `codec decode`).
+Compress an image, audio file or video into an lcodec stream (decode it with `codec decode`).
 
 Images default to {DEFAULT_CODEC["image"]} at quality 4: on the 16 val photos 0.67 bpp and 33.9 dB PSNR on
 average (detailed photos take more bits), about 1 s to encode a 768x512 photo on 2 cores.
@@ -29,13 +30,15 @@ Choose speed or size:
   faster encode and decode:        --codec walloc-rgb-light
   smaller files, same quality:     --refine 20   (about a minute per photo; decoding unchanged)
   another rate:                    --quality 1 (smallest file) .. 6 (best picture)
-Audio defaults to {DEFAULT_CODEC["audio"]} at its default quality. `codec list` shows every codec.
+Audio defaults to {DEFAULT_CODEC["audio"]} at its default quality. Video (.y4m, .mp4/.mkv/.webm/.mov/.avi
+through PyAV, or a folder of PNG frames) defaults to {DEFAULT_CODEC["video"]}: an intra frame every --gop frames
+(default 32), frames read one at a time. `codec list` shows every codec.
 
 {textwrap.fill(OUTPUT_HELP, 100)}"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("encode", help="compress an image or audio file into an lcodec stream",
+    p = sub.add_parser("encode", help="compress an image, audio file or video into an lcodec stream",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
@@ -52,18 +55,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalize", action="store_true",
                    help="audio: scale a float file whose samples exceed +-1 by 1/peak (without it such a file "
                         "is refused, never clipped)")
+    p.add_argument("--gop", type=int, default=None, metavar="N",
+                   help="video: an intra frame every N frames (decoding can start at each); 1: every frame intra "
+                        "(default 32)")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.set_defaults(func=main)
 
 
 def _modality(path: Path) -> str:
+    from lcodec.io.video import VIDEO_SUFFIXES
+
+    if path.is_dir():
+        return "video"  # a folder of PNG frames
     suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
     if suffix in IMAGE_SUFFIXES:
         return "image"
     if suffix in AUDIO_SUFFIXES:
         return "audio"
     raise InputError(f"{path}: unsupported input type {suffix!r} "
-                     f"(images: {', '.join(IMAGE_SUFFIXES)}; audio: {', '.join(AUDIO_SUFFIXES)})")
+                     f"(images: {', '.join(IMAGE_SUFFIXES)}; audio: {', '.join(AUDIO_SUFFIXES)}; video: "
+                     f"{', '.join(VIDEO_SUFFIXES)} or a folder of PNG frames)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -73,7 +86,13 @@ def main(args: argparse.Namespace) -> int:
     if args.refine < 0:
         raise InputError(f"--refine must be >= 0, got {args.refine}")
     if args.normalize and modality != "audio":
-        raise InputError(f"--normalize is for audio files; {args.input} is an image")
+        raise InputError(f"--normalize is for audio files; {args.input} is {'an image' if modality == 'image' else 'video'}")
+    if args.gop is not None and modality != "video":
+        raise InputError(f"--gop is for video; {args.input} is {'an image' if modality == 'image' else 'audio'}")
+    if args.gop is not None and args.gop < 1:
+        raise InputError(f"--gop must be >= 1 (1: every frame intra), got {args.gop}")
+    if args.refine and modality == "video":
+        raise InputError("--refine is for images; video frames are coded without refinement")
     with open_output(args.input, args.output, args.force) as out:
         codec = load(args.codec or DEFAULT_CODEC[modality], args.quality)
         if codec.modality != modality:
@@ -87,6 +106,8 @@ def main(args: argparse.Namespace) -> int:
                 raise InputError(f"--refine: {codec.name} has no encoder refinement; {why}")
         if modality == "audio":
             return _encode_audio(args, codec, out)
+        if modality == "video":
+            return _encode_video(args, codec, out)
         x, info = read_image_info(args.input)
         t0 = time.perf_counter()
         kwargs = {"refine": args.refine, "progress": True} if args.refine else {}
@@ -120,4 +141,26 @@ def _encode_audio(args: argparse.Namespace, codec, out) -> int:
     note = f" (normalized: peak {info.peak:g} scaled by 1/{info.peak:g})" if info.gain != 1.0 else ""
     print(f"{args.input} {x.shape[0]} ch {rate} Hz {duration:.2f} s -> {args.output}: {len(data)} bytes, "
           f"{8 * len(data) / duration / 1000:.1f} kbit/s, {codec.name} q{codec.quality}, {seconds:.2f} s{note}")
+    return 0
+
+
+def _encode_video(args: argparse.Namespace, codec, out) -> int:
+    from lcodec.codecs.video import DEFAULT_GOP
+    from lcodec.io.video import iter_video, video_fps
+
+    fps = video_fps(args.input)
+    gop = DEFAULT_GOP if args.gop is None else args.gop
+    t0 = time.perf_counter()
+    try:
+        frames = iter_video(args.input)
+        first = next(frames)  # an unreadable input is reported before the progress bar starts
+        data = codec.compress_frames(itertools.chain([first], frames), fps=fps, gop=gop, progress=True)
+    except LcodecError as exc:
+        raise about_file(args.input, exc) from None
+    seconds = time.perf_counter() - t0
+    out.write(data)
+    _, _, frames, h, w = codec.parse(data)[0].geometry.shape
+    print(f"{args.input} {w}x{h} {frames} frames {fps:g} fps -> {args.output}: {len(data)} bytes, "
+          f"{8 * len(data) / (frames * h * w):.4f} bpp, {8 * len(data) * fps / frames / 1000:.1f} kbit/s, "
+          f"{codec.name} q{codec.quality} gop {gop}, {seconds:.2f} s ({frames / seconds:.1f} frames/s)")
     return 0

@@ -53,6 +53,31 @@ def describe(data: bytes) -> dict[str, object]:
                 d["resampled"] = f"{c.geometry.sample_rate} Hz -> {coded_at} Hz inside the codec, and back on decode"
     if c.geometry.fps_den:
         d["fps"] = c.geometry.fps_num / c.geometry.fps_den
+    if c.modality == "video" and len(c.geometry.shape) == 5:
+        d.update(_video(c, len(data)))
+    return d
+
+
+def _video(c, total: int) -> dict[str, object]:
+    """Frames, GOP, rate and bits per frame of a video stream, from its frame index."""
+    from lcodec.codecs.video import INTRA, FrameIndex
+
+    _, _, frames, h, w = c.geometry.shape
+    fps = c.geometry.fps_num / c.geometry.fps_den if c.geometry.fps_den else 0.0
+    d: dict[str, object] = {"frames": frames, "size": f"{w}x{h}", "bpp": 8 * total / (frames * h * w)}
+    if fps:
+        d["kbps"] = 8 * total * fps / frames / 1000
+    if len(c.sections) == 2 and len(c.sections[0]) >= 16:
+        per = int.from_bytes(c.sections[0][12:16], "little")
+        index = FrameIndex.from_bytes(c.sections[0], frames, per)
+        d["gop"] = index.gop
+        d["intra_frames"] = sum(k == INTRA for k in index.kinds)
+        bits = [8 * sum(ls) for ls in index.lengths]
+        for kind, name in ((INTRA, "intra"), (1 - INTRA, "predicted")):
+            mine = [b for b, k in zip(bits, index.kinds) if k == kind]
+            if mine:
+                d[f"{name}_bits_mean"] = sum(mine) / len(mine)
+        d["bits_per_frame"] = bits
     return d
 
 
@@ -79,5 +104,7 @@ def main(args: argparse.Namespace) -> int:
             v = f"{v:.4f}"
         elif isinstance(v, dict):
             v = ", ".join(f"{a}={b}" for a, b in v.items())
+        elif isinstance(v, list) and len(v) > 12:
+            v = " ".join(map(str, v[:12])) + f" ... ({len(v)} values; --json lists all)"
         print(f"{k:<{width}}  {v}")
     return 0

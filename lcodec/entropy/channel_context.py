@@ -53,15 +53,16 @@ class ChannelContext(nn.Module):
     band_positions = 2**15  # latent positions per band of the exact heads (bounds their memory)
 
     def __init__(self, channels: int, slices: int, hidden_channels: int, num_indexes: int,
-                 mean_hidden: int = 128) -> None:
+                 mean_hidden: int = 128, extra: bool = False) -> None:
         super().__init__()
         if slices < 2 or channels % slices:
             raise ModelError(f"channel context needs >= 2 slices dividing {channels} channels, got {slices}")
         self.channels, self.slices, self.hidden_channels = channels, slices, hidden_channels
         self.width = channels // slices
+        self.extra = extra
         cs = self.width
         self.heads = nn.ModuleList([
-            IntegerConv(hidden_channels + cs * s, cs, 3, input_range=(0, 255), in_frac=4, out_frac=0,
+            IntegerConv(hidden_channels + cs * (s + extra), cs, 3, input_range=(0, 255), in_frac=4, out_frac=0,
                         out_max=num_indexes - 1, bias_init=(num_indexes - 1) / 2)
             for s in range(slices)])
         self.means = nn.ModuleList()
@@ -89,9 +90,19 @@ class ChannelContext(nn.Module):
         return [s.abs().clamp(max=CONTEXT_CLAMP) * 16 for s in symbols]
 
     # ------------------------------------------------------------------ training path
+    def _inputs(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor],
+                extra: torch.Tensor | None) -> list[torch.Tensor]:
+        """Head ``s``'s inputs: hidden features, this slice's channels of ``extra`` (if the context
+        has them: integer features in the heads' fixed point, from outside the frame), earlier slices."""
+        if self.extra != (extra is not None):
+            raise ModelError("this channel context " + ("needs" if self.extra else "takes no") + " extra features")
+        own = [extra[:, s * self.width : (s + 1) * self.width]] if extra is not None else []
+        return [hidden, *own, *self.context(symbols)]
+
     def forward(self, y: torch.Tensor, means: torch.Tensor, hidden: torch.Tensor,
                 likelihood_bits: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-                scales_from_indexes: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+                scales_from_indexes: Callable[[torch.Tensor], torch.Tensor],
+                extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(y_dec, bits per item (B,)) with straight-through rounding; ``likelihood_bits(y, scales,
         means)`` is the Gaussian conditional's training path (noisy in training mode)."""
         cs = self.width
@@ -101,7 +112,7 @@ class ChannelContext(nn.Module):
             rows = slice(s * cs, (s + 1) * cs)
             delta = self.means[s - 1](torch.cat(residuals, 1)) if s and self.means else torch.zeros_like(y[:, rows])
             mean = means[:, rows] + delta
-            index = self.heads[s](torch.cat([hidden, *self.context(symbols)], 1))
+            index = self.heads[s](torch.cat(self._inputs(s, hidden, symbols, extra), 1))
             bits = bits + likelihood_bits(y[:, rows], scales_from_indexes(index), mean)
             symbol = _ste_round(y[:, rows] - mean)
             decoded.append(symbol + mean)
@@ -114,16 +125,18 @@ class ChannelContext(nn.Module):
         return run_on_cpu(self.means[s - 1], torch.cat(residuals, 1))
 
     @torch.no_grad()
-    def indexes(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor]) -> torch.Tensor:
+    def indexes(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor],
+                extra: torch.Tensor | None = None) -> torch.Tensor:
         """Exact table indexes of slice ``s`` (int64, CPU) from the hidden integer features
-        (float64 integers) and the integer symbols of slices ``< s``."""
-        return self._exact(self.heads[s], hidden, symbols)
+        (float64 integers), the extra integer features if any and the integer symbols of slices ``< s``."""
+        return self._exact(self.heads[s], hidden, symbols, extra, s)
 
     @torch.no_grad()
-    def _exact(self, head: IntegerConv, hidden: torch.Tensor, symbols: list[torch.Tensor]) -> torch.Tensor:
+    def _exact(self, head: IntegerConv, hidden: torch.Tensor, symbols: list[torch.Tensor],
+               extra: torch.Tensor | None = None, s: int = 0) -> torch.Tensor:
         """An integer head's exact output (int64, CPU) on the hidden features and the context."""
         dev = next(head.parameters()).device
-        inputs = torch.cat([hidden, *[c.double() for c in self.context(symbols)]], 1)
+        inputs = torch.cat([t.double() for t in self._inputs(s, hidden, symbols, extra)], 1)
         b, _, h, w = inputs.shape
         out = torch.empty((b, self.width, h, w), dtype=torch.int64)
         rows = max(1, self.band_positions // w)  # bands of rows (halo 1 for the 3x3 head) bound the memory
@@ -136,14 +149,15 @@ class ChannelContext(nn.Module):
         return out
 
     @torch.no_grad()
-    def slice_indexes(self, hidden: torch.Tensor, symbols: list[torch.Tensor]) -> list[torch.Tensor]:
+    def slice_indexes(self, hidden: torch.Tensor, symbols: list[torch.Tensor],
+                      extra: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Table indexes of every slice from all slices' symbols at once (an encoder that already
         has them): slice s reads only the symbols of slices < s, as the decoder will."""
-        return [self.indexes(s, hidden, symbols[:s]) for s in range(self.slices)]
+        return [self.indexes(s, hidden, symbols[:s], extra) for s in range(self.slices)]
 
     @torch.no_grad()
-    def encode(self, y64: torch.Tensor, means64: torch.Tensor,
-               hidden: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    def encode(self, y64: torch.Tensor, means64: torch.Tensor, hidden: torch.Tensor,
+               extra: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """float64 y and hyperprior means, hidden features -> (symbols per slice, indexes per slice,
         y_hat float64), everything on CPU."""
         cs = self.width
@@ -151,15 +165,15 @@ class ChannelContext(nn.Module):
         for s in range(self.slices):
             rows = slice(s * cs, (s + 1) * cs)
             delta = self._delta64(s, residuals) if s and self.means else torch.zeros_like(y64[:, rows])
-            indexes.append(self.indexes(s, hidden, symbols))
+            indexes.append(self.indexes(s, hidden, symbols, extra))
             symbol = torch.round(y64[:, rows] - means64[:, rows] - delta)
             symbols.append(symbol.to(torch.int64))
             residuals.append(symbol + delta)
         return symbols, indexes, means64 + torch.cat(residuals, 1)
 
     @torch.no_grad()
-    def decode(self, means64: torch.Tensor, hidden: torch.Tensor,
-               read: Callable[[int, torch.Tensor], torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def decode(self, means64: torch.Tensor, hidden: torch.Tensor, read: Callable[[int, torch.Tensor], torch.Tensor],
+               extra: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Inverse of ``encode``: ``read(s, indexes)`` returns slice ``s``'s symbols (int64) coded
         with those table indexes. Returns (symbols per slice, y_hat float64)."""
         cs = self.width
@@ -167,7 +181,7 @@ class ChannelContext(nn.Module):
         for s in range(self.slices):
             rows = slice(s * cs, (s + 1) * cs)
             delta = self._delta64(s, residuals) if s and self.means else torch.zeros_like(means64[:, rows])
-            symbol = read(s, self.indexes(s, hidden, symbols))
+            symbol = read(s, self.indexes(s, hidden, symbols, extra))
             symbols.append(symbol)
             residuals.append(symbol.double() + delta)
         return symbols, means64 + torch.cat(residuals, 1)

@@ -40,8 +40,7 @@ from lcodec.entropy.factorized import FactorizedPrior
 from lcodec.entropy.gaussian import SCALE_BOUND, GaussianConditional, scale_table
 from lcodec.entropy.integer_net import index_synthesis
 from lcodec.entropy.model import channel_indexes, check_floor, require, ste_round
-from lcodec.entropy.refereed import (SYMBOL_MARGIN, Z_MARGIN, conv_at_elements, conv_at_positions,
-                                     conv_transpose64, round_refereed)
+from lcodec.entropy.refereed import SYMBOL_MARGIN, analyse_refereed, conv_at_elements, conv_transpose64, round_refereed
 from lcodec.entropy.scale_mixture import ScaleMixtureContext
 from lcodec.errors import ModelError
 from lcodec.models.cpu import run_on_cpu
@@ -188,27 +187,7 @@ class MeanScaleHyperprior(nn.Module):
         in float32 with a float64 referee near rounding boundaries, ``refereed``)."""
         if self.dims == 1:
             return torch.round(run_on_cpu(self.h_a, y64)).to(torch.int64)
-        conv1, act, conv2 = self.h_a
-        approx = run_on_cpu(self.h_a, y64.float())
-
-        def exact_at(index: torch.Tensor) -> torch.Tensor:
-            # each flagged value from its receptive field: the first layer (float64) at the k*k
-            # positions the second reads (zero outside y, as its padding), then the dot product
-            (k, _), (s, _), (p, _) = conv2.kernel_size, conv2.stride, conv2.padding
-            b, c, i, j = index.T
-            d = torch.arange(k) - p
-            gi = (s * i[:, None, None] + d[None, :, None]).expand(-1, k, k).reshape(-1)
-            gj = (s * j[:, None, None] + d[None, None, :]).expand(-1, k, k).reshape(-1)
-            h, w = y64.shape[-2:]
-            inside = ((gi >= 0) & (gi < h) & (gj >= 0) & (gj < w)).double()[:, None]
-            pos = torch.stack([b.repeat_interleave(k * k), gi.clamp(0, h - 1), gj.clamp(0, w - 1)], 1)
-            hidden = act(conv_at_positions(y64, conv1, pos)) * inside  # (N*k*k, C_hidden)
-            w2 = conv2.weight.detach().cpu().double()[c]  # (N, C_hidden, k, k)
-            taps = w2.permute(0, 2, 3, 1).reshape(len(index), k * k, -1)
-            bias = conv2.bias.detach().cpu().double()[c]
-            return torch.einsum("ntc,ntc->n", hidden.view(len(index), k * k, -1), taps) + bias
-
-        return round_refereed(approx, Z_MARGIN, exact_at)
+        return analyse_refereed(self.h_a, y64)
 
     @torch.no_grad()
     def symbols(self, y64: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lcodec.entropy.integer_net import _transposed_exact
+from lcodec.models.cpu import run_on_cpu
 
-__all__ = ["Z_MARGIN", "SYMBOL_MARGIN", "round_refereed", "conv_at_elements", "conv_at_positions", "conv_transpose64"]
+__all__ = ["Z_MARGIN", "SYMBOL_MARGIN", "analyse_refereed", "round_refereed", "conv_at_elements", "conv_at_positions", "conv_transpose64"]
 
 Z_MARGIN = 1e-3  # h_a's output (float32 error measured <= 3.5e-5)
 SYMBOL_MARGIN = 3e-3  # y - means (float32 error measured <= 2.1e-4, walloc-rgb-rd q6)
@@ -96,3 +97,31 @@ def conv_transpose64(x64: torch.Tensor, up: nn.ConvTranspose2d) -> torch.Tensor:
     size = [(n - 1) * s - 2 * p + k + o for n, s, p, k, o in
             zip(x64.shape[-2:], up.stride, up.padding, up.kernel_size, up.output_padding)]
     return out[..., : size[0], : size[1]]
+
+
+@torch.no_grad()
+def analyse_refereed(h_a: nn.Sequential, y64: torch.Tensor) -> torch.Tensor:
+    """round(h_a(y64)) as float64 evaluates it, int64 on CPU, for a hyper-analysis ``h_a`` =
+    (conv, activation, strided conv) over 2-D latents: computed in float32, values within
+    ``Z_MARGIN`` of a rounding boundary again in float64 from their receptive field."""
+    conv1, act, conv2 = h_a
+    approx = run_on_cpu(h_a, y64.float())
+
+    def exact_at(index: torch.Tensor) -> torch.Tensor:
+        # each flagged value from its receptive field: the first layer (float64) at the k*k
+        # positions the second reads (zero outside y, as its padding), then the dot product
+        (k, _), (s, _), (p, _) = conv2.kernel_size, conv2.stride, conv2.padding
+        b, c, i, j = index.T
+        d = torch.arange(k) - p
+        gi = (s * i[:, None, None] + d[None, :, None]).expand(-1, k, k).reshape(-1)
+        gj = (s * j[:, None, None] + d[None, None, :]).expand(-1, k, k).reshape(-1)
+        h, w = y64.shape[-2:]
+        inside = ((gi >= 0) & (gi < h) & (gj >= 0) & (gj < w)).double()[:, None]
+        pos = torch.stack([b.repeat_interleave(k * k), gi.clamp(0, h - 1), gj.clamp(0, w - 1)], 1)
+        hidden = act(conv_at_positions(y64, conv1, pos)) * inside  # (N*k*k, C_hidden)
+        w2 = conv2.weight.detach().cpu().double()[c]  # (N, C_hidden, k, k)
+        taps = w2.permute(0, 2, 3, 1).reshape(len(index), k * k, -1)
+        bias = conv2.bias.detach().cpu().double()[c]
+        return torch.einsum("ntc,ntc->n", hidden.view(len(index), k * k, -1), taps) + bias
+
+    return round_refereed(approx, Z_MARGIN, exact_at)

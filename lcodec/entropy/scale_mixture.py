@@ -188,8 +188,10 @@ class ScaleMixtureContext(ChannelContext):
 
     # ------------------------------------------------------------------ exact path
     @torch.no_grad()
-    def indexes(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor]) -> torch.Tensor:
+    def indexes(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor],
+                extra: torch.Tensor | None = None) -> torch.Tensor:
         """Exact table indexes of slice ``s`` (int64, CPU): the three integer heads, then
         ``table_index``."""
-        a, d, w = (self._exact(h[s], hidden, symbols) for h in (self.heads, self.spread_heads, self.weight_heads))
+        a, d, w = (self._exact(h[s], hidden, symbols, extra, s) for h in (self.heads, self.spread_heads,
+                                                                            self.weight_heads))
         return self.table_index(a, d, w)

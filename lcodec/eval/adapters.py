@@ -101,14 +101,30 @@ def split_refine(name: str) -> tuple[str, int]:
     return base, int(steps)
 
 
+GOP_SUFFIX = "+gop"
+
+
+def split_gop(name: str) -> tuple[str, int]:
+    """``"walloc-video+gop1"`` -> ``("walloc-video", 1)`` (video: an intra frame every N frames;
+    1 codes every frame intra); a plain name -> ``(name, 0)`` (the codec's default)."""
+    base, sep, n = name.partition(GOP_SUFFIX)
+    if not sep:
+        return name, 0
+    if not n.isdigit() or int(n) < 1:
+        raise ModelError(f"{name!r}: expected CODEC{GOP_SUFFIX}N with N >= 1 frames per intra period")
+    return base, int(n)
+
+
 class LearnedCodec:
     """Any codec from the registry, at each of its shipped qualities; ``NAME+refineN`` encodes
-    with N steps of encoder-side latent refinement (see ``split_refine``)."""
+    with N steps of encoder-side latent refinement (see ``split_refine``), ``NAME+gopN`` (video)
+    with an intra frame every N frames (``split_gop``)."""
 
     def __init__(self, name: str) -> None:
         from lcodec.registry import get_spec
 
-        base, self.refine = split_refine(name)
+        base, self.gop = split_gop(name)
+        base, self.refine = split_refine(base)
         self.spec = get_spec(base)
         self.name = name
         self.base_name = base
@@ -119,6 +135,10 @@ class LearnedCodec:
             if self.modality != "image":
                 raise ModelError(f"{name!r}: encoder refinement is for image codecs")
             self.description += f"; encoder-side latent refinement, {self.refine} steps"
+        if self.gop:
+            if self.modality != "video":
+                raise ModelError(f"{name!r}: an intra period is for video codecs")
+            self.description += f"; intra period {self.gop}"
         self._loaded: dict[int, object] = {}
         # (item name, quality) -> bytes of each range-coded section of the last encode
         self.section_bytes: dict[tuple[str, int], tuple[int, ...]] = {}
@@ -138,6 +158,10 @@ class LearnedCodec:
     def encode(self, item: MediaItem, quality: int) -> Encoded:
         codec = self._codec(quality)
         kwargs = {"sample_rate": item.sample_rate} if item.modality == "audio" else {}
+        if item.modality == "video":
+            kwargs["fps"] = item.fps if item.fps > 0 else 25.0
+            if self.gop:
+                kwargs["gop"] = self.gop
         if self.refine:
             kwargs["refine"] = self.refine
         data = codec.compress(item.x, **kwargs)
@@ -269,7 +293,7 @@ def get_eval_codec(name: str) -> EvalCodec:
         return CLASSICAL[name]()
     from lcodec.registry import get_spec
 
-    base, _ = split_refine(name)
+    base, _ = split_refine(split_gop(name)[0])
     try:
         get_spec(base)
     except ModelError:

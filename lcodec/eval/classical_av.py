@@ -352,6 +352,36 @@ def _h264() -> EvalCodec:
                           "H.264 (x264 via PyAV) in MP4, yuv420p BT.601, preset medium, CRF, 1 thread")
 
 
+LOW_DELAY_GOP = 32  # intra period of the low-delay settings (walloc-video's default --gop)
+
+
+@register_classical("h264-ld")
+def _h264_ld() -> EvalCodec:
+    if available_encoder(("libx264",)) is None:
+        raise ModelError("h264-ld needs FFmpeg's libx264 encoder, which this PyAV build lacks")
+    params = f"bframes=0:keyint={LOW_DELAY_GOP}:min-keyint={LOW_DELAY_GOP}:scenecut=0"
+    settings = VideoEncoderSettings(
+        "libx264", lambda q: {"crf": str(q), "preset": "medium", "threads": "1", "x264-params": params},
+        bitstream_filter="filter_units=remove_types=6",
+    )
+    return PyAVVideoCodec("h264-ld", settings, _CRF_GRID,
+                          f"H.264 (x264 via PyAV) low delay: preset medium, no B-frames, intra period "
+                          f"{LOW_DELAY_GOP}, CRF, 1 thread; MP4, yuv420p BT.601")
+
+
+@register_classical("h265-ld")
+def _h265_ld() -> EvalCodec:
+    if available_encoder(("libx265",)) is None:
+        raise ModelError("h265-ld needs FFmpeg's libx265 encoder, which this PyAV build lacks")
+    params = (f"log-level=error:info=0:pools=none:frame-threads=1:bframes=0:keyint={LOW_DELAY_GOP}:"
+              f"min-keyint={LOW_DELAY_GOP}:scenecut=0")
+    settings = VideoEncoderSettings("libx265", lambda q: {"crf": str(q), "preset": "medium", "x265-params": params},
+                                    min_side=16)
+    return PyAVVideoCodec("h265-ld", settings, _CRF_GRID,
+                          f"H.265/HEVC (x265 via PyAV) low delay: preset medium, no B-frames, intra period "
+                          f"{LOW_DELAY_GOP}, CRF, 1 thread; MP4, yuv420p BT.601")
+
+
 @register_classical("h265")
 def _h265() -> EvalCodec:
     if available_encoder(("libx265",)) is None:

@@ -64,7 +64,19 @@ def _audio_metrics() -> dict[str, Callable[[MediaItem, torch.Tensor], float | No
 def _video_metrics() -> dict[str, Callable[[MediaItem, torch.Tensor], float | None]]:
     from lcodec.eval import metrics as m
 
-    return {"psnr-yuv": lambda item, y: float(m.psnr_yuv(item.x, y)[0])}
+    def frames(v: torch.Tensor) -> torch.Tensor:  # (1, 3, T, H, W) -> (T, 3, H, W)
+        return v[0].transpose(0, 1)
+
+    def msssim(item: MediaItem, y: torch.Tensor) -> float | None:
+        if min(item.x.shape[-2:]) < 161:
+            return None
+        return float(torch.cat([m.ms_ssim(a, b) for a, b in zip(frames(item.x).split(8), frames(y).split(8))]).mean())
+
+    return {
+        "psnr-yuv": lambda item, y: float(m.psnr_yuv(item.x, y)[0]),  # (6 Y + U + V) / 8, mean over frames
+        "psnr-rgb": lambda item, y: float(m.psnr(frames(item.x), frames(y)).mean()),  # mean over frames
+        "ms-ssim-rgb": msssim,  # mean over frames
+    }
 
 
 METRICS: dict[str, Callable[[], dict[str, Callable[[MediaItem, torch.Tensor], float | None]]]] = {

@@ -22,6 +22,7 @@ import os
 import stat
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO, Callable
 
 from lcodec.errors import InputError
 
@@ -74,12 +75,18 @@ class OutputFile:
 
     def write(self, data: bytes) -> None:
         """Write all of ``data`` and move it onto the destination; the partial file is gone after."""
+        self.write_with(lambda f: f.write(data))
+
+    def write_with(self, fill: Callable[[BinaryIO], object]) -> None:
+        """``fill(f)`` writes the content to the open partial file ``f`` (in pieces, so a long output
+        never sits whole in memory), then the file is moved onto the destination, as ``write``; if
+        ``fill`` raises, the partial file is removed."""
         if self._fd is None:
             raise InputError(f"{self.path} was already written or discarded")
         fd, self._fd = self._fd, None
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                fill(f)
                 f.flush()
                 os.fsync(f.fileno())
                 ours = os.path.exists(self.partial) and os.path.samestat(os.stat(self.partial), os.fstat(f.fileno()))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -29,6 +29,13 @@ from lcodec.errors import InputError
 
 __all__ = [
     "read_video",
+    "iter_video",
+    "video_fps",
+    "frame_files",
+    "video_writer",
+    "y4m_writer",
+    "ffv1_writer",
+    "VIDEO_OUTPUT_SUFFIXES",
     "rgb_to_ycbcr",
     "ycbcr_to_rgb",
     "rgb_to_yuv420",
@@ -154,42 +161,52 @@ def _parse_y4m_header(line: bytes, path: Path) -> tuple[int, int, float, str, bo
     return width, height, fps, chroma, full_range
 
 
-def _read_y4m(path: Path, max_frames: int | None) -> tuple[torch.Tensor, float]:
+def _y4m_frames(path: Path, max_frames: int | None) -> Iterator[torch.Tensor]:
+    """Frames of a Y4M file one at a time, each (3, H, W) RGB float32."""
     with open(path, "rb") as f:
         header = f.readline(4096)
         if not header.endswith(b"\n"):
             raise InputError(f"{path}: Y4M header line is missing or too long")
-        width, height, fps, chroma, full_range = _parse_y4m_header(header.rstrip(b"\n"), path)
+        width, height, _, chroma, full_range = _parse_y4m_header(header.rstrip(b"\n"), path)
         if chroma == "444":
             cw, ch = width, height
         else:
             cw, ch = (width + 1) // 2, (height + 1) // 2
         frame_bytes = width * height + 2 * cw * ch
-        planes: list[np.ndarray] = []
-        while max_frames is None or len(planes) < max_frames:
+        count = 0
+        while max_frames is None or count < max_frames:
             marker = f.readline(4096)
             if not marker:
                 break
             if not marker.startswith(_FRAME_MAGIC):
-                raise InputError(f"{path}: expected a FRAME marker after frame {len(planes)}, got {marker[:16]!r}")
-            planes.append(_read_exact(f, frame_bytes, path, len(planes)))
-    if not planes:
-        raise InputError(f"{path}: Y4M file has no frames")
-    raw = np.stack(planes)  # (T, frame_bytes)
-    y = raw[:, : width * height].reshape(-1, height, width)
-    cb = raw[:, width * height : width * height + cw * ch].reshape(-1, ch, cw)
-    cr = raw[:, width * height + cw * ch :].reshape(-1, ch, cw)
-    if chroma == "444":
-        ycc = torch.from_numpy(np.stack([y, cb, cr])).double()
-        return ycbcr_to_rgb(ycc, dim=0, full_range=full_range), fps
-    return yuv420_to_rgb(y, cb, cr, full_range=full_range), fps
+                raise InputError(f"{path}: expected a FRAME marker after frame {count}, got {marker[:16]!r}")
+            raw = _read_exact(f, frame_bytes, path, count)
+            y = raw[: width * height].reshape(1, height, width)
+            cb = raw[width * height : width * height + cw * ch].reshape(1, ch, cw)
+            cr = raw[width * height + cw * ch :].reshape(1, ch, cw)
+            if chroma == "444":
+                ycc = torch.from_numpy(np.stack([y, cb, cr])).double()
+                yield ycbcr_to_rgb(ycc, dim=0, full_range=full_range)[:, 0]
+            else:
+                yield yuv420_to_rgb(y, cb, cr, full_range=full_range)[:, 0]
+            count += 1
+        if count == 0:
+            raise InputError(f"{path}: Y4M file has no frames")
+
+
+def _y4m_fps(path: Path) -> float:
+    with open(path, "rb") as f:
+        header = f.readline(4096)
+    if not header.endswith(b"\n"):
+        raise InputError(f"{path}: Y4M header line is missing or too long")
+    return _parse_y4m_header(header.rstrip(b"\n"), path)[2]
 
 
 def _read_exact(f: BinaryIO, n: int, path: Path, index: int) -> np.ndarray:
     data = f.read(n)
     if len(data) != n:
         raise InputError(f"{path}: frame {index} is truncated ({len(data)} of {n} bytes)")
-    return np.frombuffer(data, dtype=np.uint8)
+    return np.frombuffer(bytearray(data), dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------- PyAV
@@ -211,7 +228,21 @@ def frame_to_rgb(frame) -> torch.Tensor:
     return torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
-def _read_pyav(path: Path, max_frames: int | None) -> tuple[torch.Tensor, float]:
+def _pyav_fps(path: Path) -> float:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(f"{path}: has no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            return float(rate) if rate else 0.0
+    except (av.FFmpegError, OSError) as exc:
+        raise InputError(f"{path}: not a readable video ({exc})") from None
+
+
+def _pyav_frames(path: Path, max_frames: int | None) -> Iterator[torch.Tensor]:
     import av
 
     try:
@@ -221,38 +252,151 @@ def _read_pyav(path: Path, max_frames: int | None) -> tuple[torch.Tensor, float]
     with container:
         if not container.streams.video:
             raise InputError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 0.0
-        frames: list[torch.Tensor] = []
+        count = 0
         try:
-            for frame in container.decode(stream):
-                frames.append(frame_to_rgb(frame))
-                if max_frames is not None and len(frames) >= max_frames:
+            for frame in container.decode(container.streams.video[0]):
+                yield frame_to_rgb(frame)
+                count += 1
+                if max_frames is not None and count >= max_frames:
                     break
         except av.FFmpegError as exc:
-            raise InputError(f"{path}: decoding failed after {len(frames)} frames ({exc})") from None
-    if not frames:
+            raise InputError(f"{path}: decoding failed after {count} frames ({exc})") from None
+    if count == 0:
         raise InputError(f"{path}: video stream has no decodable frames")
-    return torch.stack(frames, dim=1), fps
+
+
+def _png_frames(path: Path, max_frames: int | None) -> Iterator[torch.Tensor]:
+    from lcodec.io.image import read_image_info
+
+    files = frame_files(path)
+    size = None
+    for i, file in enumerate(files[:max_frames]):
+        x, _ = read_image_info(file)
+        if size is None:
+            size = tuple(x.shape[-2:])
+        elif tuple(x.shape[-2:]) != size:
+            raise InputError(f"{file}: frame {i} is {x.shape[-1]}x{x.shape[-2]}, the first frame "
+                             f"{size[1]}x{size[0]}; every frame of a folder must have one size")
+        yield x
+
+
+def frame_files(path: Path) -> list[Path]:
+    """The PNG frames of a folder, in name order (refused if there are none)."""
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
+    if not files:
+        raise InputError(f"{path}: folder has no .png frames")
+    return files
+
+
+def _check_source(path: Path, max_frames: int | None) -> str:
+    """-> "y4m" | "pyav" | "png" for a readable source, or InputError."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"max_frames must be >= 1 or None, got {max_frames}")
+    if path.is_dir():
+        return "png"
+    suffix = path.suffix.lower()
+    if suffix == ".y4m":
+        return "y4m"
+    if suffix in VIDEO_SUFFIXES:
+        return "pyav"
+    raise InputError(f"{path}: unsupported video suffix {path.suffix!r}; use one of {', '.join(VIDEO_SUFFIXES)} "
+                     "or a folder of PNG frames")
+
+
+def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[torch.Tensor]:
+    """The frames of a clip one at a time, each (3, H, W) RGB float32 in [0, 1]: memory holds one
+    frame (plus the demuxer's buffers), whatever the clip's length. ``path``: a ``.y4m`` file, a
+    file PyAV reads (``VIDEO_SUFFIXES``) or a folder of PNG frames (name order)."""
+    path = Path(path)
+    kind = _check_source(path, max_frames)
+    if kind == "y4m":
+        return _y4m_frames(path, max_frames)
+    if kind == "pyav":
+        return _pyav_frames(path, max_frames)
+    return _png_frames(path, max_frames)
+
+
+def video_fps(path: str | Path, default: float = 25.0) -> float:
+    """The clip's frame rate (``default`` for a PNG folder or a file that declares none)."""
+    path = Path(path)
+    kind = _check_source(path, None)
+    fps = _y4m_fps(path) if kind == "y4m" else _pyav_fps(path) if kind == "pyav" else 0.0
+    return fps if fps > 0 else default
 
 
 def read_video(path: str | Path, max_frames: int | None = None) -> tuple[torch.Tensor, float]:
-    """Read a clip -> ((3, T, H, W) float32 RGB in [0, 1], frames per second).
+    """Read a whole clip -> ((3, T, H, W) float32 RGB in [0, 1], frames per second); ``iter_video``
+    streams it instead. ``.y4m`` is parsed directly; other suffixes in ``VIDEO_SUFFIXES`` go through
+    PyAV; a folder is read as PNG frames (25 fps). ``max_frames`` keeps the first frames only (and
+    reads no further)."""
+    frames = list(iter_video(path, max_frames))
+    return torch.stack(frames, dim=1), video_fps(path, default=0.0 if Path(path).is_file() else 25.0)
 
-    ``.y4m`` is parsed directly; other suffixes in ``VIDEO_SUFFIXES`` go through PyAV.
-    ``max_frames`` keeps the first frames only (and reads no further).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a video")
-    if max_frames is not None and max_frames < 1:
-        raise InputError(f"max_frames must be >= 1 or None, got {max_frames}")
-    suffix = path.suffix.lower()
+
+# ------------------------------------------------------------------------- writing
+VIDEO_OUTPUT_SUFFIXES = (".y4m", ".mkv")
+
+
+def _even_planes(frame: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(3, H, W) RGB -> 4:2:0 planes Y (H, W), Cb/Cr (ceil(H/2), ceil(W/2)); odd sides are padded by
+    replicating the last row/column for the chroma average (as Y4M and FFmpeg size odd frames)."""
+    h, w = frame.shape[-2:]
+    padded = F.pad(frame[None], (0, w % 2, 0, h % 2), mode="replicate")[0] if (h % 2 or w % 2) else frame
+    y, cb, cr = rgb_to_yuv420(padded[:, None])
+    return y[0, :h, :w], cb[0], cr[0]
+
+
+def y4m_writer(frames: Iterable[torch.Tensor], fps: float) -> Callable[[BinaryIO], None]:
+    """-> ``fill(f)`` writing ``frames`` ((3, H, W) RGB in [0, 1], one at a time) to ``f`` as Y4M
+    4:2:0 8-bit (C420jpeg, BT.601 limited range: what ``read_video`` reads back)."""
+    rate = Fraction(fps if fps > 0 else 25.0).limit_denominator(1001000)
+
+    def fill(f: BinaryIO) -> None:
+        for i, frame in enumerate(frames):
+            h, w = frame.shape[-2:]
+            if i == 0:
+                f.write(f"YUV4MPEG2 W{w} H{h} F{rate.numerator}:{rate.denominator} Ip A1:1 C420jpeg\n".encode())
+            f.write(_FRAME_MAGIC + b"\n")
+            for plane in _even_planes(frame):
+                f.write(plane.tobytes())
+
+    return fill
+
+
+def ffv1_writer(frames: Iterable[torch.Tensor], fps: float) -> Callable[[BinaryIO], None]:
+    """-> ``fill(f)`` writing ``frames`` to ``f`` as Matroska FFV1, RGB 8-bit (bgr0): lossless for
+    the decoded frames rounded to 8 bits."""
+    import av
+
+    rate = Fraction(fps if fps > 0 else 25.0).limit_denominator(100000)
+
+    def fill(f: BinaryIO) -> None:
+        with av.open(f, "w", format="matroska") as out:
+            stream = None
+            for i, frame in enumerate(frames):
+                rgb = (frame.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+                if stream is None:
+                    stream = out.add_stream("ffv1", rate=rate)
+                    stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "bgr0"
+                vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="bgr0")
+                vf.pts = i
+                for packet in stream.encode(vf):
+                    out.mux(packet)
+            if stream is not None:
+                for packet in stream.encode(None):
+                    out.mux(packet)
+
+    return fill
+
+
+def video_writer(path: Path, frames: Iterable[torch.Tensor], fps: float) -> Callable[[BinaryIO], None]:
+    """The writer ``path``'s suffix picks (``VIDEO_OUTPUT_SUFFIXES``), or InputError."""
+    suffix = Path(path).suffix.lower()
     if suffix == ".y4m":
-        return _read_y4m(path, max_frames)
-    if suffix in VIDEO_SUFFIXES:
-        return _read_pyav(path, max_frames)
-    raise InputError(f"{path}: unsupported video suffix {path.suffix!r}; use one of {', '.join(VIDEO_SUFFIXES)}")
+        return y4m_writer(frames, fps)
+    if suffix == ".mkv":
+        return ffv1_writer(frames, fps)
+    raise InputError(f"{path}: write video as {' or '.join(VIDEO_OUTPUT_SUFFIXES)} (FFV1, lossless) "
+                     f"or into a folder of PNG frames (an output name without a suffix), not {Path(path).suffix!r}")

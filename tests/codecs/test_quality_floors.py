@@ -72,6 +72,19 @@ AUDIO = {
 }
 
 
+# (codec, quality): (measured PSNR-RGB dB over all frames, measured bpp) on
+# tests/data/basketball_96x64_6f.y4m coded with --gop 4 (two intra frames, four predicted ones);
+# measured at the commit that shipped walloc-video, by the same procedure
+VIDEO = {
+    ("walloc-video", 1): (28.1400, 0.18728),
+    ("walloc-video", 2): (29.9266, 0.25586),
+    ("walloc-video", 3): (32.0228, 0.37565),
+    ("walloc-video", 4): (34.1714, 0.51194),
+    ("walloc-video", 5): (36.2207, 0.70030),
+    ("walloc-video", 6): (38.4073, 1.00760),
+}
+
+
 @functools.lru_cache(maxsize=None)
 def _codec(name: str, quality: int):
     return lcodec.load(name, quality=quality)
@@ -100,7 +113,7 @@ def si_sdr(ref: torch.Tensor, est: torch.Tensor) -> float:
 
 def test_every_shipped_codec_and_rate_has_a_floor():
     shipped = {(s.name, q) for s in lcodec.list_codecs() for q in s.weights}
-    assert shipped == set(IMAGE) | set(AUDIO), "add (or remove) floors for the codecs shipped now"
+    assert shipped == set(IMAGE) | set(AUDIO) | set(VIDEO), "add (or remove) floors for the codecs shipped now"
 
 
 @pytest.mark.parametrize("name,quality", sorted(IMAGE))
@@ -134,6 +147,21 @@ def test_audio_floor(name, quality, clip, one_thread):
     got = si_sdr(x, x_hat)
     assert got >= want_sdr - PSNR_MARGIN_DB, f"{name} q{quality}: SI-SDR {got:.3f} dB, floor {want_sdr - PSNR_MARGIN_DB:.3f}"
     assert abs(kbps / want_kbps - 1) <= RATE_MARGIN, f"{name} q{quality}: {kbps:.2f} kbps, measured {want_kbps:.2f}"
+
+
+@pytest.mark.parametrize("name,quality", sorted(VIDEO))
+def test_video_floor(name, quality, one_thread):
+    from lcodec.io.video import read_video
+
+    x = read_video(FIXTURES / "basketball_96x64_6f.y4m")[0].unsqueeze(0)
+    want_psnr, want_bpp = VIDEO[(name, quality)]
+    data = _codec(name, quality).compress(x, fps=50, gop=4)
+    x_hat = lcodec.decompress(data)
+    assert x_hat.shape == x.shape and x_hat.dtype == x.dtype
+    bpp = 8 * len(data) / (x.shape[2] * x.shape[3] * x.shape[4])
+    got = psnr(x, x_hat)
+    assert got >= want_psnr - PSNR_MARGIN_DB, f"{name} q{quality}: {got:.3f} dB, floor {want_psnr - PSNR_MARGIN_DB:.3f}"
+    assert abs(bpp / want_bpp - 1) <= RATE_MARGIN, f"{name} q{quality}: {bpp:.4f} bpp, measured {want_bpp:.4f}"
 
 
 def test_si_sdr_helper_on_known_signals():

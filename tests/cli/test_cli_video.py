@@ -1,0 +1,121 @@
+"""`codec encode/decode/info` on video: Y4M, MP4 and PNG-folder input; Y4M, FFV1 and PNG-folder
+output; --gop, --frames; refusals leave no output behind."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lcodec.cli.main import main
+from lcodec.io.video import read_video
+from tests.conftest import FIXTURES
+
+CLIP = FIXTURES / "basketball_96x64_6f.y4m"
+PARTIAL = ".lcodec-partial"
+
+
+def run(*argv) -> int:
+    return main([str(a) for a in argv])
+
+
+def _error(capsys, *argv) -> str:
+    assert run(*argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("codec: error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("video") / "clip.bin"
+    assert run("encode", CLIP, out, "--gop", "4", "--quality", "3") == 0
+    return out
+
+
+def _info(capsys, path: Path) -> dict:
+    capsys.readouterr()
+    assert run("info", path, "--json") == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_encode_defaults_to_walloc_video_and_info_describes_the_frames(stream, capsys):
+    info = _info(capsys, stream)
+    assert (info["codec"], info["modality"], info["frames"], info["size"]) == ("walloc-video", "video", 6, "96x64")
+    assert (info["gop"], info["intra_frames"], info["fps"]) == (4, 2, 50.0)
+    assert len(info["bits_per_frame"]) == 6
+    assert sum(info["bits_per_frame"]) < 8 * info["total_bytes"]
+    assert info["bpp"] == pytest.approx(8 * info["total_bytes"] / (6 * 64 * 96))
+
+
+def test_decode_to_y4m_mkv_and_png_folder_agree(stream, tmp_path, capsys):
+    assert run("decode", stream, tmp_path / "out.y4m") == 0
+    assert run("decode", stream, tmp_path / "out.mkv") == 0
+    assert run("decode", stream, tmp_path / "frames") == 0
+    y4m, fps = read_video(tmp_path / "out.y4m")
+    mkv, _ = read_video(tmp_path / "out.mkv")
+    png, _ = read_video(tmp_path / "frames")
+    assert y4m.shape == mkv.shape == png.shape == (3, 6, 64, 96) and fps == 50
+    assert torch.equal(mkv, png)  # both lossless RGB
+    assert (y4m - png).abs().mean() < 0.01  # Y4M is 4:2:0
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir())[0] == "frame_00000.png"
+    clip, _ = read_video(CLIP)
+    assert float(10 * torch.log10(1 / ((png - clip) ** 2).mean())) > 24
+
+
+def test_decode_a_frame_range(stream, tmp_path):
+    assert run("decode", stream, tmp_path / "all") == 0
+    assert run("decode", stream, tmp_path / "part", "--frames", "3:5") == 0
+    whole, _ = read_video(tmp_path / "all")
+    part, _ = read_video(tmp_path / "part")
+    assert torch.equal(part, whole[:, 3:5])
+    assert run("decode", stream, tmp_path / "tail", "--frames", "4:") == 0
+    assert read_video(tmp_path / "tail")[0].shape[1] == 2
+
+
+def test_png_folder_and_mp4_input(tmp_path, capsys):
+    assert run("decode", FIXTURES / "basketball_96x64_6f.y4m", tmp_path / "x.png") != 0  # not a stream
+    capsys.readouterr()
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    clip, _ = read_video(CLIP)
+    from lcodec.io.image import write_image
+
+    for t in range(3):
+        (frames / f"{t:03d}.png").write_bytes(write_image("x.png", clip[:, t]))
+    assert run("encode", frames, tmp_path / "f.bin", "--gop", "2") == 0
+    assert _info(capsys, tmp_path / "f.bin")["frames"] == 3
+    assert run("decode", tmp_path / "f.bin", tmp_path / "f.mkv") == 0
+    assert run("encode", tmp_path / "f.mkv", tmp_path / "m.bin") == 0
+    assert _info(capsys, tmp_path / "m.bin")["frames"] == 3
+
+
+def test_refusals_leave_nothing_behind(stream, tmp_path, capsys):
+    assert "--frames" in _error(capsys, "decode", stream, tmp_path / "o.y4m", "--frames", "5:9")
+    assert "holds video" in _error(capsys, "decode", stream, tmp_path / "o.wav")
+    assert "--gop" in _error(capsys, "encode", FIXTURES / "coffee_481x321.png", tmp_path / "i.bin", "--gop", "4")
+    assert "--gop" in _error(capsys, "encode", CLIP, tmp_path / "v.bin", "--gop", "0")
+    damaged = tmp_path / "damaged.bin"
+    data = bytearray(stream.read_bytes())
+    data[len(data) // 2] ^= 1
+    damaged.write_bytes(bytes(data))
+    assert "damaged.bin" in _error(capsys, "decode", damaged, tmp_path / "d.y4m")
+    assert "damaged.bin" in _error(capsys, "decode", damaged, tmp_path / "dframes")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no .png frames" in _error(capsys, "encode", empty, tmp_path / "e.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.bin", "empty"]
+    assert not any(PARTIAL in p.name for p in tmp_path.rglob("*"))
+
+
+def test_a_png_folder_output_is_not_clobbered(stream, tmp_path, capsys):
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert "already exists" in _error(capsys, "decode", stream, out)
+    assert "other than PNG" in _error(capsys, "decode", stream, out, "--force")
+    assert (out / "notes.txt").read_text() == "mine"
+    shutil.rmtree(out)
+    assert run("decode", stream, out) == 0
+    assert run("decode", stream, out, "--force", "--frames", "0:2") == 0
+    assert len(list(out.iterdir())) == 2
