@@ -4,6 +4,7 @@ period 32, CRF grid), in one `codec eval` run, on the full shared clips Basketba
 frames, 416x240) and bus (17 frames, CIF).
 
     python benchmarks/video_rd.py [--data ../shared/data/video] [--out docs/results/video_rd]
+    python benchmarks/video_rd.py --items BasketballPass_416x240_f51-100.y4m --out docs/results/video_rd_f51-100
 
 BasketballPass ships as PNG frames; it is written once as a Y4M (4:2:0, which is then the
 reference every codec is measured against, as for bus). Writes OUT/rows.jsonl, OUT/summary.json
@@ -13,6 +14,7 @@ rd.png / rd.svg (see `codec eval --help`). Timings are on this machine's threads
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -32,6 +34,11 @@ def prepare(data: Path, folder: Path) -> Path:
     if not basket.exists():
         with open(basket, "wb") as f:
             y4m_writer(iter_video(data / "BasketballPass_416x240_100f_png"), 50.0)(f)
+    # the half of BasketballPass walloc-video's temporal prior was not fitted on (frames 51-100)
+    second = folder / "BasketballPass_416x240_f51-100.y4m"
+    if not second.exists():
+        with open(second, "wb") as f:
+            y4m_writer(itertools.islice(iter_video(data / "BasketballPass_416x240_100f_png"), 50, 100), 50.0)(f)
     return folder
 
 
@@ -40,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "video")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "video_rd")
     p.add_argument("--work", type=Path, default=Path("/tmp/lcodec-video-eval"))
+    p.add_argument("--items", action="append", default=None, metavar="GLOB",
+                   help="clips to measure (repeat; default: BasketballPass 100 frames and bus); "
+                        "'BasketballPass_416x240_f51-100.y4m' is the half the temporal prior never saw")
+    p.add_argument("--codec", action="append", default=None, help=f"codecs (repeat; default: {', '.join(CODECS)})")
     args = p.parse_args(argv)
     if not args.data.is_dir():
         print(f"shared video clips not found at {args.data}; nothing to measure", file=sys.stderr)
@@ -48,10 +59,41 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = prepare(args.data, args.work)
     argv = ["eval", "--data", str(folder), "--out", str(args.out), "--plot", "--warmup", "0"]
-    for name in CODECS:
+    for name in args.codec or CODECS:
         argv += ["--codec", name]
+    for item in args.items or ("BasketballPass_416x240_100f.y4m", "bus_cif_352x288_17f.y4m"):
+        argv += ["--images", item]
     argv += ["--anchor", "walloc-video+gop1", "--anchor", "h264-ld"]
-    return codec(argv)
+    rc = codec(argv)
+    if rc == 0:
+        per_clip(args.out)
+    return rc
+
+
+def per_clip(out: Path) -> None:
+    """BD-rates (PSNR-YUV) per clip, the bars' unit (the harness's are on the mean curves):
+    OUT/per_clip_bd.json."""
+    import json
+
+    from lcodec.eval.bdrate import bd_rate
+
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines() if line.strip()]
+    result = {}
+    for item in sorted({r["item"] for r in rows}):
+        curves: dict[str, list] = {}
+        for r in rows:
+            if r["item"] == item:
+                curves.setdefault(r["codec"], []).append((r["rate"], r["metrics"]["psnr-yuv"]))
+        for test, anchor in (("walloc-video", "walloc-video+gop1"), ("walloc-video", "h264-ld"),
+                             ("walloc-video", "h265-ld"), ("walloc-video+gop1", "h264-ld")):
+            if test in curves and anchor in curves:
+                a, t = sorted(curves[anchor]), sorted(curves[test])
+                res = bd_rate([p[0] for p in a], [p[1] for p in a], [p[0] for p in t], [p[1] for p in t])
+                result[f"{item}: {test} vs {anchor}"] = {"bd_rate_psnr_yuv_percent": round(res.value, 2),
+                                                         "overlap_db": [round(v, 3) for v in res.overlap]}
+    (out / "per_clip_bd.json").write_text(json.dumps(result, indent=1) + "\n")
+    for k, v in result.items():
+        print(f"{k}: {v['bd_rate_psnr_yuv_percent']:+.2f}%")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from lcodec.entropy.temporal import FrameState, TemporalConfig, TemporalHyperpri
 from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.registry import CodecSpec, register_codec
 
-__all__ = ["VideoCodec", "VIDEO_TEMPORAL", "DEFAULT_GOP", "FrameIndex", "video_codec"]
+__all__ = ["VideoCodec", "VIDEO_TEMPORAL", "DEFAULT_GOP", "FrameIndex", "video_codec", "walloc_video"]
 
 DEFAULT_GOP = 32
 MAX_FRAMES = 2**24
@@ -232,6 +232,19 @@ class VideoCodec(Codec):
             raise InputError(f"frames {a}:{b} outside the stream's 0:{frames}")
         return a, b
 
+    def _states(self, c: Container, index: FrameIndex, start: int, stop: int) -> Iterator[tuple[int, int, FrameState]]:
+        """Decode frames ``start`` (an intra frame) .. ``stop`` - 1: (t, kind, state) one at a time."""
+        offsets, payload, size = index.offsets(), c.sections[1], tuple(c.geometry.shape[3:])
+        prev = None
+        for t in range(start, stop):
+            pos, parts = offsets[t], []
+            for n in index.lengths[t]:
+                parts.append(payload[pos : pos + n])
+                pos += n
+            kind = index.kinds[t]
+            prev = self.decode_frame(parts, kind, size, None if kind == INTRA else prev, f"frame {t}")
+            yield t, kind, prev
+
     @torch.no_grad()
     def iter_decompress(self, data: bytes, frames: tuple[int, int] | None = None) -> Iterator[torch.Tensor]:
         """Stream -> decoded frames (3, H, W) one at a time, frames[0] .. frames[1] - 1 (default all),
@@ -240,19 +253,9 @@ class VideoCodec(Codec):
         t_all, h, w = c.geometry.shape[2:]
         a, b = self.frame_range(t_all, frames)
         start = max(t for t in range(a + 1) if index.kinds[t] == INTRA)
-        offsets = index.offsets()
-        payload = c.sections[1]
-        prev = None
-        for t in range(start, b):
-            pos = offsets[t]
-            parts = []
-            for n in index.lengths[t]:
-                parts.append(payload[pos : pos + n])
-                pos += n
-            prev = self.decode_frame(parts, index.kinds[t], (h, w), None if index.kinds[t] == INTRA else prev,
-                                     f"frame {t}")
+        for t, _, state in self._states(c, index, start, b):
             if t >= a:
-                yield self._pixels(prev.y_hat, (h, w))
+                yield self._pixels(state.y_hat, (h, w))
 
     def decompress(self, data: bytes, frames: tuple[int, int] | None = None) -> torch.Tensor:
         """Stream -> (1, 3, T, H, W) float32 in [0, 1]."""
@@ -264,60 +267,54 @@ class VideoCodec(Codec):
     @torch.no_grad()
     def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
         """(1, 3, T, H, W) -> the decoder's latents of every frame (T, C, h, w) float32, GOP 32."""
-        data = self.compress(x)
-        c, index = self.parse(data)
-        out, prev, pos = [], None, 0
-        for t, kind in enumerate(index.kinds):
-            parts = []
-            for n in index.lengths[t]:
-                parts.append(c.sections[1][pos : pos + n])
-                pos += n
-            prev = self.decode_frame(parts, kind, c.geometry.shape[3:], prev, f"frame {t}")
-            out.append(prev.y_hat.float())
-        return torch.cat(out)
+        c, index = self.parse(self.compress(x))
+        return torch.cat([state.y_hat.float() for _, _, state in self._states(c, index, 0, len(index.kinds))])
 
     def decode_latents(self, latents: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """(T, C, h, w) latents -> (1, 3, T, H, W) frames (cropped to ``size`` if given)."""
         return torch.stack([self.image.decode_latents(y[None].float(), size=size)[0] for y in latents], 1)[None]
 
     # ----------------------------------------------------------------- weights
-    def _temporal_state(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.temporal.state_dict().items()}
+    def _own_state(self) -> dict[str, torch.Tensor]:
+        """The tensors this codec adds to the image codec's, under their weights-file names."""
+        return {TEMPORAL_PREFIX + k: v for k, v in self.temporal.state_dict().items()}
 
     def _digest(self) -> bytes:
-        """sha256 over the image codec's weights hash and the temporal prior's own tensors (its tables
-        are the image codec's, already covered)."""
-        own = weights_digest(self._temporal_state(), self.image.entropy.table_sets()[0])
+        """sha256 over the image codec's weights hash and this codec's own tensors (its tables are
+        the image codec's, already covered)."""
+        own = weights_digest(self._own_state(), self.image.entropy.table_sets()[0])
         return hashlib.sha256(self.image.weights_hash + own).digest()
 
     @torch.no_grad()
     def export(self) -> None:
-        """Round the temporal prior to half precision (what ships is what is measured), hash."""
-        for t in self.temporal.state_dict().values():
+        """Round the own tensors to half precision (what ships is what is measured), hash."""
+        for t in self._own_state().values():
             if t.dtype == torch.float32:
                 t.copy_(t.half().float())
         self.weights_hash = self._digest()
 
     def weights_state(self) -> dict[str, object]:
-        """The temporal prior's tensors (half precision, under ``temporal.``) and entries; saved laid
-        over the image codec's file (``lcodec.train.loop.save_weights(over=..., replaced="temporal.")``)."""
+        """The own tensors (half precision, under ``temporal.``) and entries; saved laid over the image
+        codec's file (``lcodec.train.loop.save_weights(over=..., replaced="temporal.")``)."""
         return {"name": self.name, "qualities": list(self.qualities),
-                "state_dict": {TEMPORAL_PREFIX + k: v.detach().cpu().half() if v.dtype == torch.float32 else v
-                               for k, v in self._temporal_state().items()},
+                "state_dict": {k: v.detach().cpu().half() if v.dtype == torch.float32 else v
+                               for k, v in self._own_state().items()},
                 **self.temporal.state_entries()}
 
     def load_weights(self, state: dict[str, object]) -> None:
         tensors = dict(state["state_dict"])
         image = {k: v for k, v in tensors.items() if not k.startswith(TEMPORAL_PREFIX)}
-        temporal = {k[len(TEMPORAL_PREFIX):]: v.float() if v.is_floating_point() else v
-                    for k, v in tensors.items() if k.startswith(TEMPORAL_PREFIX)}
+        own = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith(TEMPORAL_PREFIX)}
         self.image.load_weights({**state, "state_dict": image})
-        if temporal:
+        if own:
             try:
                 self.temporal.load_entries(state)
+                missing = sorted(set(self._own_state()) - set(own))
+                if missing:
+                    raise ModelError(f"weights lack {missing[0]} (and {len(missing) - 1} more)")
             except ModelError as exc:
                 raise ModelError(f"{self.name} q{self.quality}: {exc}") from None
-            self.temporal.load_state_dict(temporal)
+            self.temporal.load_state_dict({k[len(TEMPORAL_PREFIX):]: v for k, v in own.items()})
             self.weights_hash = self._digest()
 
     def load_image_weights(self) -> None:
@@ -345,9 +342,10 @@ def video_codec(quality: int, load_temporal: bool = True) -> VideoCodec:
     name="walloc-video", modality="video", qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
     transform="walloc-rgb-rd's image transform on every frame (sym4 wavelet packet J=3 + CNN encoder/decoder, "
               "six-rate gain ladder, post-filter)",
-    entropy_model="spatiotemporal: intra frames by rd's hyperprior with channel context; predicted frames by a "
-                  "temporal prior (means predicted from the previous frame's decoded latents, table indexes "
-                  "from an exact integer network over the frame's hyperprior and earlier channel slices)",
+    entropy_model="spatiotemporal: intra frames by rd's hyperprior with channel context; predicted frames per "
+                  "32x32-pixel block either the same or a temporal mode that codes the change of the integer state "
+                  "from the previous frame, its tables chosen by exact integer heads over the frame's hyperprior, "
+                  "the previous frame's state and earlier channel slices",
     paper="Liu et al., Spatiotemporal Entropy Model is All You Need for Learned Video Compression, 2021; "
           "Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024",
     description="learned video codec: low-delay P frames, an intra frame every --gop frames (default 32)",

@@ -181,3 +181,18 @@ def test_bad_arguments(video, clip):
         video.compress_frames(iter([]))
     with pytest.raises(InputError, match="frame 1"):
         video.compress_frames(iter([clip[0, :, 0], clip[0, :, 1, :32]]))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_and_cpu_write_and_read_the_same_streams(video, clip):
+    """The integer heads run on the codec's device, the float64 parts on CPU: a CUDA encoder writes
+    the CPU encoder's bytes, and each decodes the other's stream to the same frames (float decoder:
+    within one 8-bit step)."""
+    import copy
+
+    gpu = copy.deepcopy(video).cuda()
+    here = video.compress(clip, gop=4)
+    there = gpu.compress(clip.cuda(), gop=4)
+    assert there == here
+    assert float((gpu.decompress(here).cpu() - video.decompress(there)).abs().max()) < 1 / 255
