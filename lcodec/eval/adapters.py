@@ -87,18 +87,23 @@ class EvalCodec(Protocol):
 REFINE_SUFFIX = "+refine"
 
 
+def _split_count(name: str, suffix: str, what: str) -> tuple[str, int]:
+    """``NAME{suffix}N`` -> (NAME, N >= 1); a name without the suffix -> (name, 0)."""
+    base, sep, n = name.partition(suffix)
+    if not sep:
+        return name, 0
+    if not n.isdigit() or int(n) < 1:
+        raise ModelError(f"{name!r}: expected CODEC{suffix}N with N >= 1 {what}")
+    return base, int(n)
+
+
 def split_refine(name: str) -> tuple[str, int]:
     """``"walloc-rgb-rd+refine20"`` -> ``("walloc-rgb-rd", 20)``; a plain name -> ``(name, 0)``.
 
     The suffix selects encoder-side latent refinement (``refine_latents`` of the variable-rate
     image codecs) with that many steps: the same weights and decoder, a slower encoder.
     """
-    base, sep, steps = name.partition(REFINE_SUFFIX)
-    if not sep:
-        return name, 0
-    if not steps.isdigit() or int(steps) < 1:
-        raise ModelError(f"{name!r}: expected CODEC{REFINE_SUFFIX}N with N >= 1 refinement steps")
-    return base, int(steps)
+    return _split_count(name, REFINE_SUFFIX, "refinement steps")
 
 
 GOP_SUFFIX = "+gop"
@@ -107,12 +112,7 @@ GOP_SUFFIX = "+gop"
 def split_gop(name: str) -> tuple[str, int]:
     """``"walloc-video+gop1"`` -> ``("walloc-video", 1)`` (video: an intra frame every N frames;
     1 codes every frame intra); a plain name -> ``(name, 0)`` (the codec's default)."""
-    base, sep, n = name.partition(GOP_SUFFIX)
-    if not sep:
-        return name, 0
-    if not n.isdigit() or int(n) < 1:
-        raise ModelError(f"{name!r}: expected CODEC{GOP_SUFFIX}N with N >= 1 frames per intra period")
-    return base, int(n)
+    return _split_count(name, GOP_SUFFIX, "frames per intra period")
 
 
 class LearnedCodec:

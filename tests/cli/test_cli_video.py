@@ -1,29 +1,17 @@
 """`codec encode/decode/info` on video: Y4M, MP4 and PNG-folder input; Y4M, FFV1 and PNG-folder
 output; --gop, --frames; refusals leave no output behind."""
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from lcodec.cli.main import main
 from lcodec.io.video import read_video
+from tests.cli.test_cli_first_hour import _error, _info, run
 from tests.conftest import FIXTURES
 
 CLIP = FIXTURES / "basketball_96x64_6f.y4m"
 PARTIAL = ".lcodec-partial"
-
-
-def run(*argv) -> int:
-    return main([str(a) for a in argv])
-
-
-def _error(capsys, *argv) -> str:
-    assert run(*argv) != 0
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("codec: error:") and "\n" not in err and "Traceback" not in err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +19,6 @@ def stream(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("video") / "clip.bin"
     assert run("encode", CLIP, out, "--gop", "4", "--quality", "3") == 0
     return out
-
-
-def _info(capsys, path: Path) -> dict:
-    capsys.readouterr()
-    assert run("info", path, "--json") == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def test_encode_defaults_to_walloc_video_and_info_describes_the_frames(stream, capsys):
