@@ -144,9 +144,16 @@ def _batch(latents: dict[str, torch.Tensor], states: dict[str, list], gains: tor
 def fit(model, latents: dict[str, torch.Tensor], states: dict[str, list], gains: torch.Tensor, *, steps: int,
         batch: int = 8,
         lr: float = 1e-3, rates: tuple[int, ...] = (0, 1, 2, 3, 4, 5), checkpoint: Path | None = None,
-        checkpoint_every: int = 200, log: list | None = None, seed: int = 0) -> list:
+        checkpoint_every: int = 200, log: list | None = None, seed: int = 0, temporal_only: bool = False) -> list:
     """Adam on the bits per pixel of random crops; resumes from ``checkpoint`` if it exists."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if temporal_only:  # only the weights that read the temporal context learn; the rest stay rd's
+        hid, cs = model.context.hidden_channels, model.context.width
+        for head in model.context.heads:
+            mask = torch.zeros_like(head.weight)
+            mask[:, hid : hid + cs] = 1
+            head.weight.register_hook(lambda g, m=mask: g * m)
+            head.bias.requires_grad_(False)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(seed)
     log = [] if log is None else log
     start = 0
@@ -219,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--temporal-only", action="store_true",
+                   help="fit only the heads' weights on the temporal context (the rest stay rd's)")
     args = p.parse_args(argv)
     if not args.data.is_dir():
         raise InputError(f"{args.data}: no such folder (the shared video clips)")
@@ -235,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         states = {part: cache_states(cache[part], codec) for part in ("train", "held_out")}
         torch.save(states, states_path)
     log = fit(codec.temporal, cache["train"], states["train"], _gains(codec), steps=args.steps, batch=args.batch,
-              lr=args.lr, checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every)
+              lr=args.lr, checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+              temporal_only=args.temporal_only)
     codec.export()  # half precision, as shipped: the report measures what ships
-    report = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "log": log,
+    report = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "temporal_only": args.temporal_only, "log": log,
               "held_out": held_out_bpp(codec, cache["held_out"], states["held_out"])}
     for k, v in report["held_out"].items():
         print(f"{k}: temporal {v['temporal_bpp']:.4f} bpp, intra {v['intra_bpp']:.4f} bpp, saving {v['saving']:+.1%}")
