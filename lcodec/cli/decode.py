@@ -106,9 +106,12 @@ def _decode_video(args: argparse.Namespace, data: bytes, header) -> int:
     count = 0
 
     def counted():
+        from tqdm import tqdm
+
         nonlocal count
+        a, b = span or (0, frames)
         try:
-            for frame in codec.iter_decompress(data, span):
+            for frame in tqdm(codec.iter_decompress(data, span), total=b - a, unit="frame"):
                 count += 1
                 yield frame
         except LcodecError as exc:
