@@ -17,6 +17,8 @@ FITTED_ONTO = {
                        "docs/results/train_walloc-rgb-mcq/README.md"),
     **{f"walloc-audio-hp-q{q}": (f"walloc-audio-q{q}", f"python -m lcodec.train.audio_hyperprior {q} "
                                  "--checkpoint CKPT", "docs/models/walloc-audio-hp.md") for q in (1, 2, 3)},
+    "walloc-video": ("walloc-rgb-rd", "python -m lcodec.train.video_prior --cache /tmp/video-latents.pt "
+                     "--checkpoint CKPT", "docs/models/walloc-video.md"),
 }
 
 

@@ -114,6 +114,7 @@ def test_bad_inputs_give_one_clear_line_and_no_output(work, capsys):
     # the name a missing-weights error suggests for walloc-audio-hp leads to its fitting module
     hp = _error(capsys, "train", "walloc-audio-hp-q2", "--data", work)
     assert "python -m lcodec.train.audio_hyperprior 2" in hp and "walloc-audio-q2" in hp
+    assert "python -m lcodec.train.video_prior" in _error(capsys, "train", "walloc-video", "--data", work)
 
 
 def test_force_overwrites(work):
