@@ -90,7 +90,7 @@ class ChannelContext(nn.Module):
         return [s.abs().clamp(max=CONTEXT_CLAMP) * 16 for s in symbols]
 
     # ------------------------------------------------------------------ training path
-    def _inputs(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor],
+    def head_inputs(self, s: int, hidden: torch.Tensor, symbols: list[torch.Tensor],
                 extra: torch.Tensor | None) -> list[torch.Tensor]:
         """Head ``s``'s inputs: hidden features, this slice's channels of ``extra`` (if the context
         has them: integer features in the heads' fixed point, from outside the frame), earlier slices."""
@@ -112,7 +112,7 @@ class ChannelContext(nn.Module):
             rows = slice(s * cs, (s + 1) * cs)
             delta = self.means[s - 1](torch.cat(residuals, 1)) if s and self.means else torch.zeros_like(y[:, rows])
             mean = means[:, rows] + delta
-            index = self.heads[s](torch.cat(self._inputs(s, hidden, symbols, extra), 1))
+            index = self.heads[s](torch.cat(self.head_inputs(s, hidden, symbols, extra), 1))
             bits = bits + likelihood_bits(y[:, rows], scales_from_indexes(index), mean)
             symbol = _ste_round(y[:, rows] - mean)
             decoded.append(symbol + mean)
@@ -136,7 +136,7 @@ class ChannelContext(nn.Module):
                extra: torch.Tensor | None = None, s: int = 0) -> torch.Tensor:
         """An integer head's exact output (int64, CPU) on the hidden features and the context."""
         dev = next(head.parameters()).device
-        inputs = torch.cat([t.double() for t in self._inputs(s, hidden, symbols, extra)], 1)
+        inputs = torch.cat([t.double() for t in self.head_inputs(s, hidden, symbols, extra)], 1)
         b, _, h, w = inputs.shape
         out = torch.empty((b, self.width, h, w), dtype=torch.int64)
         rows = max(1, self.band_positions // w)  # bands of rows (halo 1 for the 3x3 head) bound the memory

@@ -270,11 +270,15 @@ class MeanScaleHyperprior(nn.Module):
                 return (), self.context_encode(y64, z, y_hat=True)[2][:, :carried]
             return (), self.symbols(y64, z)[:, :carried].double() + self.means(z)[:, :carried]
         symbols, indexes = self.symbols_and_indexes(y64, z)
+        return tuple(self.payloads(z, [s[:, :carried] for s in symbols], [i[:, :carried] for i in indexes], rate)), None
+
+    def payloads(self, z: torch.Tensor, symbols: list[torch.Tensor], indexes: list[torch.Tensor],
+                 rate: int) -> list[bytes]:
+        """z's section (this rate's z tables), then one y section per (symbols, table indexes) pair."""
         y_tables = require(self.y_tables, "Gaussian")
         z_payload = encode_symbols(z.numpy().reshape(-1), channel_indexes(tuple(z.shape)), self.z_tables(rate))
-        y_payloads = [encode_symbols(s[:, :carried].numpy().reshape(-1), i[:, :carried].numpy().reshape(-1), y_tables)
-                      for s, i in zip(symbols, indexes)]
-        return (z_payload, *y_payloads), None
+        return [z_payload, *(encode_symbols(s.numpy().reshape(-1), i.numpy().reshape(-1), y_tables)
+                             for s, i in zip(symbols, indexes))]
 
     def hyper_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return (shape[0], self.hyper.hyper_channels, *[g // 2 for g in shape[2:]])
@@ -296,10 +300,21 @@ class MeanScaleHyperprior(nn.Module):
         """Sections -> (y symbols, z symbols, y_hat float64), carried channels only."""
         self._check_carried(carried)
         self.check_sections(sections, shape, rate, carried, what)
+        z, read = self.readers(sections, shape, rate, what)
+        means = self.means(z)
+        if self.context is not None:
+            symbols, y_hat = self.context.decode(means, self.hidden(z), read)
+            return torch.cat(symbols, 1), z, y_hat
+        y_sym = read(0, self.table_indexes(z)[:, :carried].contiguous())
+        return y_sym, z, y_sym.double() + means[:, :carried]
+
+    def readers(self, sections: tuple[bytes, ...], shape: tuple[int, ...], rate: int, what: str):
+        """Checked sections -> (z decoded from section 0, ``read(s, indexes)``: the symbols of y
+        section s coded with those table indexes, after checking the section against the fewest bits
+        they could take)."""
         y_tables = require(self.y_tables, "Gaussian")
         zshape = self.hyper_shape(shape)
-        z = decode_symbols(sections[0], channel_indexes(zshape), self.z_tables(rate))
-        z = torch.from_numpy(z.reshape(zshape))
+        z = torch.from_numpy(decode_symbols(sections[0], channel_indexes(zshape), self.z_tables(rate)).reshape(zshape))
         floor_bits = y_tables.min_bits()  # once per stream, not per section
 
         def read(section: int, indexes: torch.Tensor) -> torch.Tensor:
@@ -307,12 +322,7 @@ class MeanScaleHyperprior(nn.Module):
             check_floor(sections[1 + section], float(np.bincount(flat, minlength=y_tables.num_tables) @ floor_bits), what)
             return torch.from_numpy(decode_symbols(sections[1 + section], flat, y_tables).reshape(indexes.shape))
 
-        means = self.means(z)
-        if self.context is not None:
-            symbols, y_hat = self.context.decode(means, self.hidden(z), read)
-            return torch.cat(symbols, 1), z, y_hat
-        y_sym = read(0, self.table_indexes(z)[:, :carried].contiguous())
-        return y_sym, z, y_sym.double() + means[:, :carried]
+        return z, read
 
     def decode(self, sections: tuple[bytes, ...], shape: tuple[int, ...], rate: int, carried: int,
                what: str) -> torch.Tensor:

@@ -35,10 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.entropy.channel_context import ChannelContext
 from lcodec.entropy.hyperprior import MeanScaleHyperprior
-from lcodec.entropy.model import channel_indexes, check_floor, require, ste_round
+from lcodec.entropy.model import ste_round
 from lcodec.errors import BitstreamError, ModelError
 from lcodec.models.walloc import ConfigDict
 
@@ -128,7 +127,7 @@ class TemporalHyperprior(nn.Module):
             with torch.no_grad():
                 scales = g.scales_from_indexes(base.context.heads[s](torch.cat([hidden, *ChannelContext.context(ks[:s])], 1)))
                 intra = intra + -torch.log2(g.likelihood(ks[s], scales)).sum(1, keepdim=True)
-            index = self.context.heads[s](torch.cat(self.context._inputs(s, hidden, ks[:s], extra), 1))
+            index = self.context.heads[s](torch.cat(self.context.head_inputs(s, hidden, ks[:s], extra), 1))
             temporal = temporal + -torch.log2(g.likelihood(ks[s] - prev_k[:, rows], g.scales_from_indexes(index))).sum(
                 1, keepdim=True)
         pool = lambda t: nn.functional.avg_pool2d(t, b, ceil_mode=True) * b * b  # noqa: E731
@@ -154,10 +153,15 @@ class TemporalHyperprior(nn.Module):
         cs = self.context.width
         extra = state_features(prev_k).double()
         symbols, indexes, states = [], [], []
+        everywhere, nowhere = bool(flags.all()), not bool(flags.any())  # one mode: one set of heads runs
         for s in range(self.context.slices):
             rows = slice(s * cs, (s + 1) * cs)
-            index = torch.where(flags, self.context.indexes(s, hidden, states, extra),
-                                self.base.context.indexes(s, hidden, states))
+            if everywhere or nowhere:
+                index = (self.context.indexes(s, hidden, states, extra) if everywhere
+                         else self.base.context.indexes(s, hidden, states))
+            else:
+                index = torch.where(flags, self.context.indexes(s, hidden, states, extra),
+                                    self.base.context.indexes(s, hidden, states))
             offset = torch.where(flags, prev_k[:, rows], 0)
             symbol = symbol_of(s, index, offset)
             indexes.append(index)
@@ -199,11 +203,8 @@ class TemporalHyperprior(nn.Module):
         z, k, hidden, flags = self._analyse(y64, prev)
         symbols, indexes, _ = self._code(hidden, prev.k, self._expand(flags, shape),
                                          lambda s, i, o: k[:, s * cs : (s + 1) * cs] - o)
-        y_tables = require(base.y_tables, "Gaussian")
-        head = np.packbits(flags.numpy().reshape(-1)).tobytes()
-        sections = [head + encode_symbols(z.numpy().reshape(-1), channel_indexes(tuple(z.shape)), base.z_tables(rate))]
-        sections += [encode_symbols(s.numpy().reshape(-1), i.numpy().reshape(-1), y_tables)
-                     for s, i in zip(symbols, indexes)]
+        sections = base.payloads(z, symbols, indexes, rate)
+        sections[0] = np.packbits(flags.numpy().reshape(-1)).tobytes() + sections[0]
         return sections, FrameState(k.double() + base.means(z), k)
 
     @torch.no_grad()
@@ -222,17 +223,8 @@ class TemporalHyperprior(nn.Module):
         flags = torch.from_numpy(flags.astype(bool).reshape(shape[0], 1, rows, cols))
         sections = [sections[0][nflag:], *sections[1:]]
         base.check_sections(tuple(sections), shape, rate, self.channels, what)
-        zshape = base.hyper_shape(shape)
-        z = torch.from_numpy(decode_symbols(sections[0], channel_indexes(zshape), base.z_tables(rate)).reshape(zshape))
-        y_tables = require(base.y_tables, "Gaussian")
-        floor_bits = y_tables.min_bits()
-
-        def read(s: int, indexes: torch.Tensor, _offset: torch.Tensor) -> torch.Tensor:
-            flat = indexes.numpy().reshape(-1)
-            check_floor(sections[1 + s], float(np.bincount(flat, minlength=y_tables.num_tables) @ floor_bits), what)
-            return torch.from_numpy(decode_symbols(sections[1 + s], flat, y_tables).reshape(indexes.shape))
-
-        _, _, states = self._code(base.hidden(z), prev.k, self._expand(flags, shape), read)
+        z, read = base.readers(tuple(sections), shape, rate, what)
+        _, _, states = self._code(base.hidden(z), prev.k, self._expand(flags, shape), lambda s, i, _o: read(s, i))
         k = torch.cat(states, 1)
         return FrameState(k.double() + base.means(z), k)
 
