@@ -141,7 +141,7 @@ class VideoCodec(Codec):
             return list(sections), self.decode_frame(list(sections), INTRA, tuple(frame.shape[-2:]), None, "frame")
         if prev.y_hat.shape != y64.shape:
             raise InputError(f"frame of {frame.shape[-2]}x{frame.shape[-1]} differs in size from the previous one")
-        return self.temporal.encode(y64, prev, self.rate)
+        return self.temporal.encode(y64, prev.k, self.rate)
 
     def decode_frame(self, sections: list[bytes], kind: int, size: tuple[int, int], prev: FrameState | None,
                      what: str) -> FrameState:
@@ -154,7 +154,7 @@ class VideoCodec(Codec):
             return FrameState(y_hat, symbols)
         if prev is None:
             raise BitstreamError(f"{what}: a predicted frame without a previous frame")
-        return self.temporal.decode(sections, shape, prev, self.rate, what)
+        return self.temporal.decode(sections, shape, prev.k, self.rate, what)
 
     # ------------------------------------------------------------------ coding
     def compress(self, x: torch.Tensor, fps: float = 25.0, gop: int = DEFAULT_GOP, progress: bool = False) -> bytes:

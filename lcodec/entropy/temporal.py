@@ -174,7 +174,7 @@ class TemporalHyperprior(nn.Module):
         scales = g.scale_table.cpu()[torch.cat(indexes, 1)]
         return -torch.log2(g.likelihood(torch.cat(symbols, 1).double(), scales)).sum(1, keepdim=True)
 
-    def _analyse(self, y64: torch.Tensor, prev: FrameState):
+    def _analyse(self, y64: torch.Tensor, prev_k: torch.Tensor):
         """Encoder: (z, the frame's states (the base's symbols), hidden features, block flags): each
         block takes the mode whose symbols cost fewer bits (each mode's bits estimated with the whole
         frame in that mode)."""
@@ -185,7 +185,7 @@ class TemporalHyperprior(nn.Module):
         bits = []
         for mode in (False, True):
             flags = torch.full((k.shape[0], 1, *k.shape[2:]), mode)
-            sym, idx, _ = self._code(hidden, prev.k, flags, lambda s, i, o: k[:, s * cs : (s + 1) * cs] - o)
+            sym, idx, _ = self._code(hidden, prev_k, flags, lambda s, i, o: k[:, s * cs : (s + 1) * cs] - o)
             bits.append(nn.functional.avg_pool2d(self._element_bits(sym, idx), self.cfg.block, ceil_mode=True))
         return z, k, hidden, bits[1] < bits[0]
 
@@ -194,21 +194,21 @@ class TemporalHyperprior(nn.Module):
         return -(-shape[0] * rows * cols // 8)
 
     @torch.no_grad()
-    def encode(self, y64: torch.Tensor, prev: FrameState, rate: int) -> tuple[list[bytes], FrameState]:
-        """float64 latents of this frame and the previous frame's state -> (sections, this frame's
-        state). Section 0 is the block flags (one bit per block, ``np.packbits`` order) followed by
+    def encode(self, y64: torch.Tensor, prev_k: torch.Tensor, rate: int) -> tuple[list[bytes], FrameState]:
+        """float64 latents of this frame and the previous frame's integer state -> (sections, this
+        frame's state). Section 0 is the block flags (one bit per block, ``np.packbits`` order) followed by
         z's payload."""
         self._check(tuple(y64.shape), rate)
         base, shape, cs = self.base, tuple(y64.shape), self.context.width
-        z, k, hidden, flags = self._analyse(y64, prev)
-        symbols, indexes, _ = self._code(hidden, prev.k, self._expand(flags, shape),
+        z, k, hidden, flags = self._analyse(y64, prev_k)
+        symbols, indexes, _ = self._code(hidden, prev_k, self._expand(flags, shape),
                                          lambda s, i, o: k[:, s * cs : (s + 1) * cs] - o)
         sections = base.payloads(z, symbols, indexes, rate)
         sections[0] = np.packbits(flags.numpy().reshape(-1)).tobytes() + sections[0]
         return sections, FrameState(k.double() + base.means(z), k)
 
     @torch.no_grad()
-    def decode(self, sections: list[bytes], shape: tuple[int, ...], prev: FrameState, rate: int,
+    def decode(self, sections: list[bytes], shape: tuple[int, ...], prev_k: torch.Tensor, rate: int,
                what: str = "frame") -> FrameState:
         """Inverse of ``encode``: -> this frame's state (decoded latents float64, integer state)."""
         self._check(shape, rate)
@@ -224,17 +224,17 @@ class TemporalHyperprior(nn.Module):
         sections = [sections[0][nflag:], *sections[1:]]
         base.check_sections(tuple(sections), shape, rate, self.channels, what)
         z, read = base.readers(tuple(sections), shape, rate, what)
-        _, _, states = self._code(base.hidden(z), prev.k, self._expand(flags, shape), lambda s, i, _o: read(s, i))
+        _, _, states = self._code(base.hidden(z), prev_k, self._expand(flags, shape), lambda s, i, _o: read(s, i))
         k = torch.cat(states, 1)
         return FrameState(k.double() + base.means(z), k)
 
     @torch.no_grad()
-    def estimate_bits(self, y64: torch.Tensor, prev: FrameState, rate: int) -> dict[str, float]:
+    def estimate_bits(self, y64: torch.Tensor, prev_k: torch.Tensor, rate: int) -> dict[str, float]:
         """The model's own (float) estimate of the frame's payload in bits, {"y": ..., "z": ...,
         "flags": ...}."""
         base, shape, cs = self.base, tuple(y64.shape), self.context.width
-        z, k, hidden, flags = self._analyse(y64, prev)
-        symbols, indexes, _ = self._code(hidden, prev.k, self._expand(flags, shape),
+        z, k, hidden, flags = self._analyse(y64, prev_k)
+        symbols, indexes, _ = self._code(hidden, prev_k, self._expand(flags, shape),
                                          lambda s, i, o: k[:, s * cs : (s + 1) * cs] - o)
         prior = base.z_prior(rate)
         z_bits = -torch.log2(prior.likelihood(z.to(next(prior.parameters()).device, torch.float32))).sum()

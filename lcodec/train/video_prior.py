@@ -5,11 +5,9 @@ The transform and its rate ladder are frozen, so every frame's latents are compu
 (``cache_latents``: float64 analysis of each clip's frames, kept as float32, ungained) and
 the fit touches the temporal model only. Its objective is the bits of the coded integers
 per pixel (y and z, straight-through rounding): with a frozen quantizer the distortion does not
-depend on the entropy model, so the rate is the whole loss. The previous frame is taken as
-decoded by the intra model (``cache_states``: walloc-rgb-rd's decoded latents and symbols at
-every rate point): its decoded latents are sparse, as a predicted frame's are, and most are
-exactly 0 (modelling them as latents plus uniform noise, tried first, made the temporal model
-cost twice the intra model's bits on held-out clips).
+depend on the entropy model, so the rate is the whole loss. The previous frame's integer state
+is what the temporal model reads, and it is the intra model's symbols of that frame for an intra
+and a predicted frame alike (``cache_states``: walloc-rgb-rd's symbols at every rate point, int16).
 
     python -m lcodec.train.video_prior --data ../shared/data/video --cache /tmp/video-latents.pt \\
         --checkpoint /tmp/video-prior.ckpt --out lcodec/weights/walloc-video.pt \\
@@ -91,26 +89,24 @@ def _gains(codec) -> torch.Tensor:
 
 @torch.no_grad()
 def cache_states(latents: dict[str, torch.Tensor], codec, rates=(0, 1, 2, 3, 4, 5)) -> dict[str, list]:
-    """clip -> per rate point (decoded latents float16, symbols int16), each (T, C, h, w): every
-    frame as the intra model (rd's hyperprior with channel context) decodes it."""
+    """clip -> per rate point the frames' integer states (T, C, h, w) int16: the intra model's (rd's)
+    symbols of every frame, ``round(y - means)`` as its encoder computes them."""
     entropy, gains = codec.image.entropy, _gains(codec).double()
     out = {}
     for clip, lat in latents.items():
         t0 = time.perf_counter()
         out[clip] = []
         for r in rates:
-            y_hats, ks = [], []
+            ks = []
             for t in range(len(lat)):
                 y64 = lat[t : t + 1].double() * gains[r][None, :, None, None]
-                symbols, _, y_hat = entropy.context_encode(y64, entropy.hyper_analysis(y64), y_hat=True)
-                y_hats.append(y_hat.half())
-                ks.append(torch.cat(symbols, 1).clamp(-32768, 32767).short())
-            out[clip].append((torch.cat(y_hats), torch.cat(ks)))
+                ks.append(entropy.symbols(y64, entropy.hyper_analysis(y64)).clamp(-32768, 32767).short())
+            out[clip].append(torch.cat(ks))
         print(f"states of {clip}: {time.perf_counter() - t0:.1f} s", flush=True)
     return out
 
 
-def _bits(model, y: torch.Tensor, prev: torch.Tensor, prev_k: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
+def _bits(model, y: torch.Tensor, prev_k: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
     """Bits of y's coded integers per item, each mode block at the cheaper mode (the training path
     ``TemporalHyperprior.forward``; z is the base's, frozen)."""
     return model(y, prev_k, rates)[1]["y"]
@@ -120,7 +116,7 @@ def _batch(latents: dict[str, torch.Tensor], states: dict[str, list], gains: tor
            rates: tuple[int, ...], gen: torch.Generator):
     clips = list(latents)
     weights = torch.tensor([float(len(latents[c]) - 1) for c in clips])
-    ys, ps, ks, rs = [], [], [], []
+    ys, ks, rs = [], [], []
     for _ in range(batch):
         clip = clips[int(torch.multinomial(weights, 1, generator=gen))]
         lat = latents[clip]
@@ -132,13 +128,11 @@ def _batch(latents: dict[str, torch.Tensor], states: dict[str, list], gains: tor
         r = rates[int(torch.randint(len(rates), (1,), generator=gen))]
         g = gains[r][:, None, None]
         ys.append(lat[t, :, i : i + ch, j : j + cw] * g)
-        y_hat, k = states[clip][r]
-        ps.append(y_hat[t - 1, :, i : i + ch, j : j + cw].float())
-        ks.append(k[t - 1, :, i : i + ch, j : j + cw].float())
+        ks.append(states[clip][r][t - 1, :, i : i + ch, j : j + cw].float())
         rs.append(r)
     shape = min(y.shape[-2] for y in ys), min(y.shape[-1] for y in ys)
     crop = lambda v: v[..., : shape[0], : shape[1]]  # noqa: E731
-    return tuple(torch.stack([crop(v) for v in vs]) for vs in (ys, ps, ks)) + (torch.tensor(rs),)
+    return tuple(torch.stack([crop(v) for v in vs]) for vs in (ys, ks)) + (torch.tensor(rs),)
 
 
 def fit(model, latents: dict[str, torch.Tensor], states: dict[str, list], gains: torch.Tensor, *, steps: int,
@@ -170,8 +164,8 @@ def fit(model, latents: dict[str, torch.Tensor], states: dict[str, list], gains:
     for step in range(start, steps):
         for group in opt.param_groups:
             group["lr"] = lr * max(sched(step), 0.02)
-        y, prev, prev_k, r = _batch(latents, states, gains, batch, rates, gen)
-        bpp = _bits(model, y, prev, prev_k, r) / (y.shape[-2] * y.shape[-1] * 64)
+        y, prev_k, r = _batch(latents, states, gains, batch, rates, gen)
+        bpp = _bits(model, y, prev_k, r) / (y.shape[-2] * y.shape[-1] * 64)
         loss = bpp.mean()
         opt.zero_grad()
         loss.backward()
@@ -193,8 +187,6 @@ def fit(model, latents: dict[str, torch.Tensor], states: dict[str, list], gains:
 def held_out_bpp(codec, latents: dict[str, torch.Tensor], states: dict[str, list], rates=(0, 1, 2, 3, 4, 5)) -> dict:
     """Per clip and rate: the temporal model's estimated bpp on predicted frames (the previous frame
     as the intra model decodes it) next to the intra model's (rd's) on the same frames."""
-    from lcodec.entropy.temporal import FrameState
-
     gains = _gains(codec)
     out = {}
     for clip, lat in latents.items():
@@ -204,9 +196,7 @@ def held_out_bpp(codec, latents: dict[str, torch.Tensor], states: dict[str, list
             temporal = intra = 0.0
             for t in range(1, len(lat)):
                 y = lat[t : t + 1].double() * g
-                y_hat, k = states[clip][r]
-                prev = FrameState(y_hat[t - 1 : t].double(), k[t - 1 : t].long())
-                temporal += sum(codec.temporal.estimate_bits(y, prev, r).values())
+                temporal += sum(codec.temporal.estimate_bits(y, states[clip][r][t - 1 : t].long(), r).values())
                 intra += sum(codec.image.entropy.estimate_bits(y, r, y.shape[1]).values())
             n = (len(lat) - 1) * pixels
             out[f"{clip}/q{r + 1}"] = {"temporal_bpp": temporal / n, "intra_bpp": intra / n,
