@@ -340,62 +340,60 @@ def _check_video(item: MediaItem) -> tuple[int, int, int]:
 _CRF_GRID = (45, 40, 36, 32, 28, 24, 20, 18)
 
 
-@register_classical("h264")
-def _h264() -> EvalCodec:
+LOW_DELAY_GOP = 32  # intra period of the low-delay settings (walloc-video's default --gop)
+_LOW_DELAY = f"bframes=0:keyint={LOW_DELAY_GOP}:min-keyint={LOW_DELAY_GOP}:scenecut=0"
+
+
+def _x264(name: str, low_delay: bool) -> EvalCodec:
     if available_encoder(("libx264",)) is None:
-        raise ModelError("h264 needs FFmpeg's libx264 encoder, which this PyAV build lacks")
+        raise ModelError(f"{name} needs FFmpeg's libx264 encoder, which this PyAV build lacks")
+    extra = {"x264-params": _LOW_DELAY} if low_delay else {}
     settings = VideoEncoderSettings(
-        "libx264", lambda q: {"crf": str(q), "preset": "medium", "threads": "1"},
+        "libx264", lambda q: {"crf": str(q), "preset": "medium", "threads": "1", **extra},
         bitstream_filter="filter_units=remove_types=6",  # SEI: x264's version/options text only
     )
-    return PyAVVideoCodec("h264", settings, _CRF_GRID,
+    if low_delay:
+        return PyAVVideoCodec(name, settings, _CRF_GRID,
+                              f"H.264 (x264 via PyAV) low delay: preset medium, no B-frames, intra period "
+                              f"{LOW_DELAY_GOP}, CRF, 1 thread; MP4, yuv420p BT.601")
+    return PyAVVideoCodec(name, settings, _CRF_GRID,
                           "H.264 (x264 via PyAV) in MP4, yuv420p BT.601, preset medium, CRF, 1 thread")
 
 
-LOW_DELAY_GOP = 32  # intra period of the low-delay settings (walloc-video's default --gop)
+def _x265(name: str, low_delay: bool) -> EvalCodec:
+    if available_encoder(("libx265",)) is None:
+        raise ModelError(f"{name} needs FFmpeg's libx265 encoder, which this PyAV build lacks")
+    params = "log-level=error:info=0:pools=none:frame-threads=1"  # info=0: no options SEI
+    if low_delay:
+        params += ":" + _LOW_DELAY
+    settings = VideoEncoderSettings("libx265", lambda q: {"crf": str(q), "preset": "medium", "x265-params": params},
+                                    min_side=16)
+    if low_delay:
+        return PyAVVideoCodec(name, settings, _CRF_GRID,
+                              f"H.265/HEVC (x265 via PyAV) low delay: preset medium, no B-frames, intra period "
+                              f"{LOW_DELAY_GOP}, CRF, 1 thread; MP4, yuv420p BT.601")
+    return PyAVVideoCodec(name, settings, _CRF_GRID,
+                          "H.265/HEVC (x265 via PyAV) in MP4, yuv420p BT.601, preset medium, CRF, 1 thread")
+
+
+@register_classical("h264")
+def _h264() -> EvalCodec:
+    return _x264("h264", low_delay=False)
 
 
 @register_classical("h264-ld")
 def _h264_ld() -> EvalCodec:
-    if available_encoder(("libx264",)) is None:
-        raise ModelError("h264-ld needs FFmpeg's libx264 encoder, which this PyAV build lacks")
-    params = f"bframes=0:keyint={LOW_DELAY_GOP}:min-keyint={LOW_DELAY_GOP}:scenecut=0"
-    settings = VideoEncoderSettings(
-        "libx264", lambda q: {"crf": str(q), "preset": "medium", "threads": "1", "x264-params": params},
-        bitstream_filter="filter_units=remove_types=6",
-    )
-    return PyAVVideoCodec("h264-ld", settings, _CRF_GRID,
-                          f"H.264 (x264 via PyAV) low delay: preset medium, no B-frames, intra period "
-                          f"{LOW_DELAY_GOP}, CRF, 1 thread; MP4, yuv420p BT.601")
-
-
-@register_classical("h265-ld")
-def _h265_ld() -> EvalCodec:
-    if available_encoder(("libx265",)) is None:
-        raise ModelError("h265-ld needs FFmpeg's libx265 encoder, which this PyAV build lacks")
-    params = (f"log-level=error:info=0:pools=none:frame-threads=1:bframes=0:keyint={LOW_DELAY_GOP}:"
-              f"min-keyint={LOW_DELAY_GOP}:scenecut=0")
-    settings = VideoEncoderSettings("libx265", lambda q: {"crf": str(q), "preset": "medium", "x265-params": params},
-                                    min_side=16)
-    return PyAVVideoCodec("h265-ld", settings, _CRF_GRID,
-                          f"H.265/HEVC (x265 via PyAV) low delay: preset medium, no B-frames, intra period "
-                          f"{LOW_DELAY_GOP}, CRF, 1 thread; MP4, yuv420p BT.601")
+    return _x264("h264-ld", low_delay=True)
 
 
 @register_classical("h265")
 def _h265() -> EvalCodec:
-    if available_encoder(("libx265",)) is None:
-        raise ModelError("h265 needs FFmpeg's libx265 encoder, which this PyAV build lacks")
-    settings = VideoEncoderSettings(
-        "libx265",
-        lambda q: {
-            "crf": str(q), "preset": "medium",
-            "x265-params": "log-level=error:info=0:pools=none:frame-threads=1",  # info=0: no options SEI
-        },
-        min_side=16,
-    )
-    return PyAVVideoCodec("h265", settings, _CRF_GRID,
-                          "H.265/HEVC (x265 via PyAV) in MP4, yuv420p BT.601, preset medium, CRF, 1 thread")
+    return _x265("h265", low_delay=False)
+
+
+@register_classical("h265-ld")
+def _h265_ld() -> EvalCodec:
+    return _x265("h265-ld", low_delay=True)
 
 
 _AV1_ENCODERS: dict[str, Callable[[int], dict[str, str]]] = {
