@@ -101,3 +101,30 @@ def test_a_png_folder_output_is_not_clobbered(stream, tmp_path, capsys):
     assert run("decode", stream, out) == 0
     assert run("decode", stream, out, "--force", "--frames", "0:2") == 0
     assert len(list(out.iterdir())) == 2
+
+
+def test_a_failure_in_the_middle_of_a_decode_leaves_nothing_behind(stream, tmp_path, capsys):
+    """A stream whose CRC and index are consistent but whose last frame cannot be decoded (its block
+    flags moved into the next section): frames 0-4 decode, then the error; no output, no partial."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from lcodec.bitstream.container import read_container, write_container
+
+    c = read_container(stream.read_bytes())
+    index = np.frombuffer(c.sections[0], dtype="<u4").copy()
+    per = int(index[3])
+    row = 4 + 5 * (1 + per)  # frame 5 (predicted): kind, then its section lengths
+    index[row + 2] += index[row + 1]
+    index[row + 1] = 0
+    bad = tmp_path / "late.bin"
+    bad.write_bytes(write_container(replace(c, sections=(index.tobytes(), c.sections[1]))))
+    work = tmp_path / "out"
+    work.mkdir()
+    for target in (work / "v.y4m", work / "v.mkv", work / "frames"):
+        assert run("decode", bad, target) != 0
+        err = capsys.readouterr().err.strip()  # the progress bar, then one error line
+        last = err.splitlines()[-1]
+        assert last.startswith("codec: error:") and "frame 5" in last and "Traceback" not in err
+    assert list(work.iterdir()) == []
