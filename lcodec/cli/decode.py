@@ -9,6 +9,7 @@ from lcodec.api import load
 from lcodec.cli._common import OUTPUT_HELP, about_file, open_output, read_stream
 from lcodec.errors import InputError, LcodecError
 from lcodec.io.audio import AUDIO_OUTPUT_SUFFIXES, AUDIO_SUFFIXES, encode_audio
+from lcodec.io.dataset import DATASET_SUFFIXES, dataset_bytes, is_dataset
 from lcodec.io.image import image_format, write_image
 from lcodec.io.video import VIDEO_OUTPUT_SUFFIXES
 
@@ -38,6 +39,8 @@ def _check_output_kind(args: argparse.Namespace, modality: str) -> None:
             raise InputError(f"{args.input} holds audio; write it as {', '.join(AUDIO_OUTPUT_SUFFIXES)}, "
                              f"not {args.output.suffix!r}")
     elif modality == "image":
+        if is_dataset(args.output):
+            return
         if suffix in AUDIO_SUFFIXES:
             raise InputError(f"{args.input} holds an image; write it as .png (or another image format), "
                              f"not {args.output.suffix!r}")
@@ -70,6 +73,10 @@ def main(args: argparse.Namespace) -> int:
     _check_output_kind(args, header.modality)
     if header.modality == "video":
         return _decode_video(args, data, header)
+    items = header.geometry.shape[0] if header.modality == "image" else 1
+    if items > 1 and not is_dataset(args.output):
+        raise InputError(f"{args.input} holds {items} images; write them as a dataset "
+                         f"({', '.join(DATASET_SUFFIXES)}, optionally + .gz), not {args.output.suffix!r}")
     with open_output(args.input, args.output, args.force) as out:
         try:
             codec = load(header.codec, header.quality)
@@ -84,9 +91,10 @@ def main(args: argparse.Namespace) -> int:
             print(f"{args.input} -> {args.output}: {x_hat.shape[1]} ch, {rate} Hz, {x_hat.shape[-1] / rate:.2f} s, "
                   f"{codec.name} q{codec.quality}, {seconds:.2f} s")
             return 0
-        out.write(write_image(args.output, x_hat))
-    h, w = x_hat.shape[-2:]
-    print(f"{args.input} -> {args.output}: {w}x{h}, {codec.name} q{codec.quality}, {seconds:.2f} s")
+        out.write(dataset_bytes(args.output, x_hat) if is_dataset(args.output) else write_image(args.output, x_hat))
+    n, h, w = x_hat.shape[0], *x_hat.shape[-2:]
+    what = f"{n} images {w}x{h}" if n > 1 else f"{w}x{h}"
+    print(f"{args.input} -> {args.output}: {what}, {codec.name} q{codec.quality}, {seconds:.2f} s")
     return 0
 
 

@@ -11,13 +11,14 @@ from lcodec.api import load
 from lcodec.cli._common import OUTPUT_HELP, about_file, open_output
 from lcodec.errors import InputError, LcodecError
 from lcodec.io.audio import AUDIO_SUFFIXES, read_audio_info
-from lcodec.io.image import IMAGE_SUFFIXES, read_image_info
+from lcodec.io.image import IMAGE_SUFFIXES, read_gray_image, read_image_info
 
 __all__ = ["add_parser", "main", "DEFAULT_CODEC"]
 
 # Images: the best rate-distortion that still encodes a 768x512 photo in about a second on 2 cores,
 # at its default quality (q4: 0.67 bpp, 33.9 dB PSNR-RGB mean on the val photos).
-DEFAULT_CODEC = {"image": "walloc-rgb-rd", "audio": "walloc-audio", "video": "walloc-video"}
+DEFAULT_CODEC = {"image": "walloc-rgb-rd", "audio": "walloc-audio", "video": "walloc-video",
+                 "dataset": "pc-mnist"}
 # Every registered audio codec codes mono or stereo; checked here, where the file name is known.
 AUDIO_CHANNELS = (1, 2)
 
@@ -32,7 +33,9 @@ Choose speed or size:
   another rate:                    --quality 1 (smallest file) .. 6 (best picture)
 Audio defaults to {DEFAULT_CODEC["audio"]} at its default quality. Video (.y4m, .mp4/.mkv/.webm/.mov/.avi
 through PyAV, or a folder of PNG frames) defaults to {DEFAULT_CODEC["video"]}: an intra frame every --gop frames
-(default 32), frames read one at a time. `codec list` shows every codec.
+(default 32), frames read one at a time. A dataset of small 8-bit images (.idx, MNIST's -ubyte, .npz;
+optionally .gz) is coded losslessly into one stream, by default with {DEFAULT_CODEC["dataset"]}; one grayscale
+digit: `codec encode digit.png out.bin --codec {DEFAULT_CODEC["dataset"]}`. `codec list` shows every codec.
 
 {textwrap.fill(OUTPUT_HELP, 100)}"""
 
@@ -63,8 +66,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _modality(path: Path) -> str:
+    from lcodec.io.dataset import DATASET_SUFFIXES, is_dataset
     from lcodec.io.video import VIDEO_SUFFIXES
 
+    if is_dataset(path):
+        return "dataset"
     if path.is_dir():
         return "video"  # a folder of PNG frames
     suffix = path.suffix.lower()
@@ -76,7 +82,8 @@ def _modality(path: Path) -> str:
         return "audio"
     raise InputError(f"{path}: unsupported input type {suffix!r} "
                      f"(images: {', '.join(IMAGE_SUFFIXES)}; audio: {', '.join(AUDIO_SUFFIXES)}; video: "
-                     f"{', '.join(VIDEO_SUFFIXES)} or a folder of PNG frames)")
+                     f"{', '.join(VIDEO_SUFFIXES)} or a folder of PNG frames; image datasets: "
+                     f"{', '.join(DATASET_SUFFIXES)}, optionally + .gz)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -85,16 +92,19 @@ def main(args: argparse.Namespace) -> int:
     modality = _modality(args.input)
     if args.refine < 0:
         raise InputError(f"--refine must be >= 0, got {args.refine}")
+    kind = {"image": "an image", "audio": "audio", "video": "video", "dataset": "an image dataset"}[modality]
     if args.normalize and modality != "audio":
-        raise InputError(f"--normalize is for audio files; {args.input} is {'an image' if modality == 'image' else 'video'}")
+        raise InputError(f"--normalize is for audio files; {args.input} is {kind}")
     if args.gop is not None and modality != "video":
-        raise InputError(f"--gop is for video; {args.input} is {'an image' if modality == 'image' else 'audio'}")
+        raise InputError(f"--gop is for video; {args.input} is {kind}")
     if args.gop is not None and args.gop < 1:
         raise InputError(f"--gop must be >= 1 (1: every frame intra), got {args.gop}")
-    if args.refine and modality == "video":
-        raise InputError("--refine is for images; video frames are coded without refinement")
+    if args.refine and modality in ("video", "dataset"):
+        raise InputError(f"--refine is for single images; {args.input} is {kind}")
     with open_output(args.input, args.output, args.force) as out:
         codec = load(args.codec or DEFAULT_CODEC[modality], args.quality)
+        if modality == "dataset":
+            return _encode_dataset(args, codec, out)
         if codec.modality != modality:
             raise InputError(f"{codec.name} codes {codec.modality}, but {args.input} is {modality}; "
                              f"leave out --codec to use {DEFAULT_CODEC[modality]}")
@@ -108,7 +118,10 @@ def main(args: argparse.Namespace) -> int:
             return _encode_audio(args, codec, out)
         if modality == "video":
             return _encode_video(args, codec, out)
-        x, info = read_image_info(args.input)
+        if codec.transform.in_channels == 1:
+            x, info = read_gray_image(args.input), None
+        else:
+            x, info = read_image_info(args.input)
         t0 = time.perf_counter()
         kwargs = {"refine": args.refine, "progress": True} if args.refine else {}
         try:
@@ -118,10 +131,30 @@ def main(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - t0
         out.write(data)
     h, w = x.shape[-2:]
-    note = " (alpha channel dropped)" if info.dropped_alpha else ""
+    note = " (alpha channel dropped)" if info is not None and info.dropped_alpha else ""
     print(f"{args.input} {w}x{h} -> {args.output}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, "
           f"{codec.name} q{codec.quality}{f' refined {args.refine} steps' if args.refine else ''}, "
           f"{seconds:.2f} s{note}")
+    return 0
+
+
+def _encode_dataset(args: argparse.Namespace, codec, out) -> int:
+    from lcodec.io.dataset import read_dataset
+
+    if codec.modality != "image":
+        raise InputError(f"{codec.name} codes {codec.modality}; {args.input} is an image dataset "
+                         f"(leave out --codec to use {DEFAULT_CODEC['dataset']})")
+    x = read_dataset(args.input)
+    t0 = time.perf_counter()
+    try:
+        data = codec.compress(x)
+    except LcodecError as exc:
+        raise about_file(args.input, exc) from None
+    seconds = time.perf_counter() - t0
+    out.write(data)
+    n, c, h, w = x.shape
+    print(f"{args.input} {n} images {c}x{h}x{w} -> {args.output}: {len(data)} bytes, "
+          f"{8 * len(data) / x.numel():.4f} bits/dim, {codec.name}, {seconds:.2f} s ({n / seconds:.0f} images/s)")
     return 0
 
 

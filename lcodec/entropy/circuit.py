@@ -389,6 +389,14 @@ class IntegerHCLT:
         self.emit = torch.from_numpy(np.asarray(emit, dtype=np.float64))
         self.emit_t = self.emit.permute(0, 2, 1).contiguous()  # (D, V, k): the emission of value x
 
+    def to(self, device: torch.device | str) -> "IntegerHCLT":
+        """The same circuit with its tables on ``device`` (exact there too: see the module docstring)."""
+        out = IntegerHCLT.__new__(IntegerHCLT)
+        out.cfg, out.tree = self.cfg, self.tree
+        for name in ("prior", "trans", "trans_t", "emit", "emit_t"):
+            setattr(out, name, getattr(self, name).to(device))
+        return out
+
     # -------------------------------------------------------------- storage
     def tables(self) -> list[CodingTables]:
         """The circuit's parameters as three stacks of integer pmfs (prior, transitions, emissions)."""
@@ -420,7 +428,7 @@ class IntegerHCLT:
         b, d = x.shape
         x = x.long()
         k = self.cfg.hidden
-        em = self._emission(torch.arange(d), x)  # (B, D, k)
+        em = self._emission(torch.arange(d, device=x.device), x)  # (B, D, k)
         lam = em.clone()  # fold(emission, children's messages...) per node
         msg = torch.empty_like(em)  # each node's message to its parent, over the parent's states
         for t in range(len(tree.levels) - 1, -1, -1):

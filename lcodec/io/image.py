@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from lcodec.errors import InputError
 
-__all__ = ["read_image", "read_image_info", "write_image", "image_format", "ImageInfo", "IMAGE_SUFFIXES"]
+__all__ = ["read_image", "read_image_info", "read_gray_image", "write_image", "image_format", "ImageInfo", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -63,13 +63,34 @@ def read_image_info(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))), info
 
 
+def read_gray_image(path: str | Path) -> torch.Tensor:
+    """Read an 8-bit grayscale image -> (1, H, W) float32 values k/255, for codecs of one channel.
+
+    Grayscale files (Pillow modes L, 1, P with gray entries) and RGB files whose three channels are
+    equal are accepted; a colour, alpha or 16-bit image is refused (lossless coding would change it).
+    """
+    path = Path(path)
+    img = _open(path)
+    if img.mode in ("1", "L"):
+        a = np.asarray(img.convert("L"), dtype=np.uint8)
+    elif img.mode in ("RGB", "P"):
+        rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+            raise InputError(f"{path} is a colour image; this codec codes 8-bit grayscale (convert it first, "
+                             f"e.g. PIL's Image.convert('L'))")
+        a = rgb[..., 0]
+    else:
+        raise InputError(f"{path}: Pillow mode {img.mode} is not 8-bit grayscale, which this codec codes")
+    return torch.from_numpy(a.astype(np.float32) / 255.0)[None]
+
+
 def read_image(path: str | Path) -> torch.Tensor:
     """Read an image file -> (3, H, W) float32 RGB in [0, 1]."""
     return read_image_info(path)[0]
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(3, H, W) or (1, 3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    """(C, H, W) or (1, C, H, W) float in [0, 1], C = 3 or 1 -> (H, W, C) uint8."""
     if x.dim() == 4:
         if x.shape[0] != 1:
             raise InputError(f"can write one image at a time, got a batch of {x.shape[0]}")
@@ -90,7 +111,8 @@ def image_format(path: str | Path) -> str:
 
 
 def write_image(path: str | Path, x: torch.Tensor) -> bytes:
-    """Encode (3, H, W) in [0, 1] as an 8-bit image in the format of ``path``'s suffix; returns bytes.
+    """Encode (3, H, W) in [0, 1] as an 8-bit image (or (1, H, W) as 8-bit grayscale) in the format
+    of ``path``'s suffix; returns bytes.
 
     The caller writes the bytes (atomically); nothing is written here.
     """
@@ -98,5 +120,9 @@ def write_image(path: str | Path, x: torch.Tensor) -> bytes:
 
     fmt = image_format(path)
     buf = io.BytesIO()
-    Image.fromarray(to_uint8(x), mode="RGB").save(buf, format=fmt)
+    a = to_uint8(x)
+    if a.shape[-1] == 1:
+        Image.fromarray(a[..., 0], mode="L").save(buf, format=fmt)
+    else:
+        Image.fromarray(a, mode="RGB").save(buf, format=fmt)
     return buf.getvalue()
