@@ -39,7 +39,10 @@ def test_every_shipped_codec_loads_and_round_trips(spec):
         assert not codec.training and codec.modality == spec.modality
         assert spec.weights_sha256.get(q), "shipped weights must be listed in weights/manifest.json"
         if spec.modality == "image":
-            x = torch.rand(1, 3, 20, 30)
+            # 8-bit values in the transform's channels; fixed-size transforms (pc-mnist) at their size
+            cfg = getattr(codec.transform, "cfg", None)
+            h, w = (cfg.height, cfg.width) if hasattr(cfg, "height") else (20, 30)
+            x = torch.round(torch.rand(1, codec.transform.in_channels, h, w) * 255) / 255
             assert codec.decompress(codec.compress(x)).shape == x.shape
 
 

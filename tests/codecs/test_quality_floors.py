@@ -113,7 +113,22 @@ def si_sdr(ref: torch.Tensor, est: torch.Tensor) -> float:
 
 def test_every_shipped_codec_and_rate_has_a_floor():
     shipped = {(s.name, q) for s in lcodec.list_codecs() for q in s.weights}
-    assert shipped == set(IMAGE) | set(AUDIO) | set(VIDEO), "add (or remove) floors for the codecs shipped now"
+    assert shipped == set(IMAGE) | set(AUDIO) | set(VIDEO) | set(LOSSLESS), "add (or remove) floors for the codecs shipped now"
+
+
+# lossless codecs: the floor is exactness; (codec, quality): measured bits/dim, header included, on the 64
+# fixture digits tests/data/mnist_t10k_0-63.npz (pc-mnist's weights of commit 630b3a6)
+LOSSLESS = {("pc-mnist", 1): 1.17459}
+
+
+@pytest.mark.parametrize("key", sorted(LOSSLESS))
+def test_lossless_codec_is_exact_within_its_rate_window(key):
+    import numpy as np
+
+    x = torch.from_numpy(np.load(FIXTURES / "mnist_t10k_0-63.npz")["images"].astype(np.float32) / 255)[:, None]
+    data = lcodec.load(*key).compress(x)
+    assert torch.equal(torch.round(lcodec.decompress(data) * 255), torch.round(x * 255))
+    assert abs(8 * len(data) / x.numel() / LOSSLESS[key] - 1) <= RATE_MARGIN
 
 
 def _meets_floor(name: str, quality: int, x: torch.Tensor, data: bytes, want: tuple[float, float], metric,
