@@ -75,29 +75,34 @@ def counts(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode(model: PixelCNN, x: torch.Tensor) -> bytes:
-    """(B, 1, 28, 28) int values -> one range-coded stream (pixels in raster order, images within)."""
-    logits = model(x.float())  # (B, 256, H, W)
-    b, _, h, w = x.shape
-    c = counts(logits.permute(2, 3, 0, 1).reshape(-1, 256))  # (H*W*B, 256), raster order
-    sym = x[:, 0].permute(1, 2, 0).reshape(-1)
+def encode(model: PixelCNN, x: torch.Tensor, chunk: int = 100) -> bytes:
+    """(B, 1, 28, 28) int values -> one range-coded stream: chunks of ``chunk`` images, pixels in raster
+    order within a chunk (images within a pixel). Each chunk's probabilities come from one forward pass
+    on full images, the same shapes the decoder runs, so both sum the same products in the same order
+    (the pixels the masks hide enter every sum multiplied by an exact zero)."""
     enc = constriction.stream.queue.RangeEncoder()
-    enc.encode(sym.to(torch.int32).numpy(), _FAMILY, np.ldexp(c.numpy().astype(np.float64), -CODING_BITS))
+    for part in x.split(chunk):
+        logits = model(part.float())  # (b, 256, H, W)
+        c = counts(logits.permute(2, 3, 0, 1).reshape(-1, 256))  # (H*W*b, 256), raster order
+        sym = part[:, 0].permute(1, 2, 0).reshape(-1)
+        enc.encode(sym.to(torch.int32).numpy(), _FAMILY, np.ldexp(c.numpy().astype(np.float64), -CODING_BITS))
     return enc.get_compressed().astype("<u4").tobytes()
 
 
 @torch.no_grad()
-def decode(model: PixelCNN, data: bytes, b: int, h: int = 28, w: int = 28) -> torch.Tensor:
+def decode(model: PixelCNN, data: bytes, b: int, h: int = 28, w: int = 28, chunk: int = 100) -> torch.Tensor:
+    """One full-image forward pass per pixel and chunk (h * w passes), as ``encode`` computed them."""
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    x = torch.zeros(b, 1, h, w)
-    for i in range(h):
-        for j in range(w):
-            # the network's receptive field for pixel (i, j) lies in rows <= i: run it on those rows only
-            logits = model(x[:, :, : i + 1])[:, :, i, j]
-            c = counts(logits)
-            x[:, 0, i, j] = torch.from_numpy(dec.decode(_FAMILY, np.ldexp(c.numpy().astype(np.float64),
-                                                                          -CODING_BITS)).astype(np.float32))
-    return x
+    out = []
+    for start in range(0, b, chunk):
+        x = torch.zeros(min(chunk, b - start), 1, h, w)
+        for i in range(h):
+            for j in range(w):
+                c = counts(model(x)[:, :, i, j])
+                x[:, 0, i, j] = torch.from_numpy(dec.decode(_FAMILY, np.ldexp(c.numpy().astype(np.float64),
+                                                                              -CODING_BITS)).astype(np.float32))
+        out.append(x)
+    return torch.cat(out)
 
 
 def train(x: torch.Tensor, minutes: float, checkpoint: Path | None, batch: int = 64, lr: float = 2e-3,
