@@ -27,6 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", default=None, metavar="A:B",
                    help="video: decode frames A to B-1 only (0-based; either side may be left out), starting at the "
                         "last intra frame at or before A")
+    p.add_argument("--erase", type=float, default=None, metavar="FRACTION",
+                   help="VQ codecs (vq-rgb): decode as if this fraction of the index positions (0-1, chosen at "
+                        "random) had been lost, and restore them from their neighbours")
+    p.add_argument("--erase-seed", type=int, default=0, help="seed of the positions --erase loses")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.set_defaults(func=main)
 
@@ -53,6 +57,9 @@ def _check_output_kind(args: argparse.Namespace, modality: str) -> None:
         raise InputError(f"{args.input} holds {modality}; this version decodes images, audio and video")
     if args.frames is not None and modality != "video":
         raise InputError(f"--frames is for video streams; {args.input} holds {modality}")
+    if args.erase is not None and (modality != "image" or not 0.0 <= args.erase <= 1.0):
+        raise InputError(f"--erase takes a fraction in [0, 1] and is for VQ image streams; got {args.erase} "
+                         f"for {modality}")
 
 
 def _span(text: str | None, frames: int) -> tuple[int, int] | None:
@@ -81,7 +88,13 @@ def main(args: argparse.Namespace) -> int:
         try:
             codec = load(header.codec, header.quality)
             t0 = time.perf_counter()
-            x_hat = codec.decompress(data)
+            if args.erase is not None:
+                from lcodec.codecs.vq import decompress_with_erasures
+
+                x_hat, lost = decompress_with_erasures(codec, data, args.erase, args.erase_seed)
+                print(f"{int(lost.sum())} of {lost.numel()} index positions erased and restored")
+            else:
+                x_hat = codec.decompress(data)
         except LcodecError as exc:
             raise about_file(args.input, exc) from None
         seconds = time.perf_counter() - t0

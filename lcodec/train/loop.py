@@ -19,7 +19,8 @@ import torch
 from lcodec.errors import InputError
 from lcodec.registry import create_codec
 
-__all__ = ["TrainRecipe", "train", "export_weights", "init_from_shipped", "fit_parser", "load_for_fit", "save_fit"]
+__all__ = ["TrainRecipe", "train", "export_weights", "init_from_shipped", "fit_parser", "load_for_fit", "save_fit",
+           "record_in_manifest"]
 
 
 @dataclass(frozen=True)
@@ -212,11 +213,16 @@ def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict, over:
         replaced = replaced if isinstance(replaced, str) else list(prefixes)
         state.update(base=over.name, base_sha256=hashlib.sha256(over.read_bytes()).hexdigest(), replaced=replaced)
     _save(dest, state)
+    record_in_manifest(dest)
+    return dest
+
+
+def record_in_manifest(dest: Path) -> None:
+    """Record a weights file's sha256 in its folder's manifest.json."""
     manifest_path = dest.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest[dest.name] = hashlib.sha256(dest.read_bytes()).hexdigest()
     manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
-    return dest
 
 
 # ------------------------------------------------------------- post-hoc fits onto shipped weights
