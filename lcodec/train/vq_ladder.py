@@ -5,7 +5,8 @@ rate ladder, codebook-only fine-tuning, the index priors and the lost-index rest
 2. Ladder: the trained K-codeword codebook, and K/2, ..., ``min_codewords`` codewords by k-means of
    it, each codeword weighted by how often the training images use it (Mao et al.).
 3. Codebook-only fine-tuning (``--finetune-steps`` per level): the encoder and decoder frozen,
-   each level's codewords moved to minimise the decoder's squared error in rd's latent space.
+   each level's codewords moved to minimise the objective the decoder was fine-tuned for in pixel
+   space ((1 - MS-SSIM) + 16 x MSE through rd's frozen analysis and synthesis).
 4. Context classes: k-means of the largest codebook into ``context_classes`` centres; every
    codeword's class is its nearest centre.
 5. Priors: the training images' index grids at every level give a histogram and context counts;
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=Path("/tmp/vq/rd_latents.pt"))
     p.add_argument("--finetune-steps", type=int, default=150)
     p.add_argument("--inpaint-steps", type=int, default=600)
+    p.add_argument("--pixel-crop", type=int, default=192)
+    p.add_argument("--pixel-batch", type=int, default=8)
+    p.add_argument("--mse-weight", type=float, default=16.0, help="as lcodec.train.vq's pixel fine-tuning")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--crop", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         for t in tr.state_dict().values():
             t.copy_(_half(t))
     enc, dec = tr.vq_encoder.eval(), tr.vq_decoder.eval()
-    for q in (*enc.parameters(), *dec.parameters()):
+    for q in (*enc.parameters(), *dec.parameters(), *tr.analysis.parameters(), *tr.synthesis.parameters()):
         q.requires_grad_(False)
     cfg = ent.cfg
     sizes = ent.sizes
@@ -141,23 +145,32 @@ def main(argv: list[str] | None = None) -> None:
     for k in sizes[:-1]:
         books[k] = kmeans(top.double(), k, iters=30, seed=args.seed, weights=usage).float()
 
+    from pytorch_msssim import ms_ssim
+
+    from lcodec.train.data import list_images, random_crops
+
+    pixel_crops = random_crops(list_images(args.data), args.pixel_crop, random.Random(args.seed + 1))
+
     def finetune(k: int) -> torch.Tensor:
+        """Codebook-only fine-tuning in pixel space, for the objective the decoder was fine-tuned
+        for ((1 - MS-SSIM) + mse_weight x MSE, through rd's frozen analysis and synthesis)."""
         book = torch.nn.Parameter(books[k].clone())
         opt = torch.optim.Adam([book], lr=1e-3)
-        first = last = 0.0
+        losses = []
         for step in range(args.finetune_steps):
-            y = _crops(latents, args.crop, args.batch, rng)
+            x = torch.stack([next(pixel_crops) for _ in range(args.pixel_batch)]).float() / 255
             with torch.no_grad():
-                z = enc(y)
+                z = enc(tr.analysis(x))
                 idx = nearest(z.permute(0, 2, 3, 1).reshape(-1, cfg.code_dim), book.detach())
             q = book[idx].reshape(z.shape[0], z.shape[2], z.shape[3], -1).permute(0, 3, 1, 2)
-            loss = F.mse_loss(dec(q), y)
+            x_hat = tr.synthesis(dec(q))
+            loss = (1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0)) + args.mse_weight * F.mse_loss(x_hat, x)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            last = float(loss.detach())
-            first = first or last
-        report["steps"][f"finetune_{k}"] = {"first_mse": first, "last_mse": last}
+            losses.append(float(loss.detach()))
+        n = max(1, min(10, len(losses) // 2))
+        report["steps"][f"finetune_{k}"] = {"first_loss": float(np.mean(losses[:n])), "last_loss": float(np.mean(losses[-n:]))}
         return _half(book.detach())
 
     for k in tqdm(sizes, desc="codebook fine-tuning"):

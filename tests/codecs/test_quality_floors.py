@@ -60,13 +60,13 @@ IMAGE = {
     ("walloc-rgb-mcq", 5): (32.0946, 1.03321),
     ("walloc-rgb-mcq", 6): (33.9200, 1.50180),
     # vq-rgb: measured by the same procedure on the weights it first shipped with (lcodec.train.vq_ladder)
-    ("vq-rgb", 1): (19.8079, 0.02560),
-    ("vq-rgb", 2): (19.9980, 0.02974),
-    ("vq-rgb", 3): (21.0167, 0.03347),
-    ("vq-rgb", 4): (21.6184, 0.03658),
-    ("vq-rgb", 5): (21.8828, 0.04073),
-    ("vq-rgb", 6): (22.2597, 0.04446),
-    ("vq-rgb", 7): (22.5729, 0.04881),
+    ("vq-rgb", 1): (20.2833, 0.02580),
+    ("vq-rgb", 2): (20.9268, 0.03016),
+    ("vq-rgb", 3): (21.4911, 0.03285),
+    ("vq-rgb", 4): (21.8755, 0.03637),
+    ("vq-rgb", 5): (22.2535, 0.04031),
+    ("vq-rgb", 6): (22.5332, 0.04425),
+    ("vq-rgb", 7): (22.8908, 0.04881),
 }
 
 # (codec, quality): (measured SI-SDR dB, measured kbit/s) on tests/data/glock_1s_48k_stereo.flac

@@ -221,3 +221,51 @@ def test_restoration_beats_filling_with_the_mean_code(photo):
     assert mse(full) < mse(restored) < mse(naive)
     with pytest.raises(InputError):
         decompress_with_erasures(codec, data, torch.zeros(1, 2, 2, dtype=torch.bool))
+
+
+def test_context_payload_is_anti_diagonals_with_rows_increasing():
+    """The stream format (module docstring): mode 2 codes anti-diagonal by anti-diagonal, rows
+    increasing within one, each index with its context's table; rebuilt here symbol by symbol."""
+    import constriction
+
+    m = _model(2, seed=7)
+    idx = torch.from_numpy(np.random.default_rng(1).integers(0, m.size, (2, 4, 5)))
+    ctx = context_ids(idx, m.classes(), CFG.context_classes)
+    table = np.ldexp(m.tables[m.size]["context"].astype(np.float64), -CODING_BITS)
+    enc = constriction.stream.queue.RangeEncoder()
+    fam = constriction.stream.model.Categorical(perfect=False)
+    for b in range(2):
+        for d in range(4 + 5 - 1):
+            for r in range(4):
+                c = d - r
+                if 0 <= c < 5:
+                    enc.encode(np.array([idx[b, r, c]], np.int32), fam, table[ctx[b, r, c]][None])
+    assert m.encode_indexes(idx, 2) == enc.get_compressed().astype("<u4").tobytes()
+
+
+def test_unseen_contexts_back_off_to_the_histogram():
+    """fit_priors: context tables back off to the histogram, so a context never seen in training
+    gets the histogram's table."""
+    k, c = 8, 2
+    classes = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    rng = np.random.default_rng(0)
+    grids = [torch.from_numpy(rng.choice(4, size=(1, 5, 5), p=[0.55, 0.3, 0.1, 0.05])) for _ in range(20)]
+    hist, ctx, _ = fit_priors(grids, classes, k, c)
+    unseen = (c + 1) * 1 + 1  # left and up both of class 1: never occurs
+    np.testing.assert_allclose(ctx[unseen], hist[0], rtol=1e-6, atol=2)
+    assert ctx[unseen][:4].sum() > 0.9 * (1 << CODING_BITS)
+
+
+def test_load_entries_rejects_another_config():
+    m = _model(2, seed=5)
+    other = VQIndexModel(VQIndexConfig(code_dim=8, codewords=16, min_codewords=4, context_classes=2), 2)
+    with pytest.raises(ModelError):
+        other.load_entries(m.state_entries())
+
+
+def test_shipped_stream_decodes_to_the_encoders_indexes(photo):
+    """The decoder's code vectors are the codewords of the indexes the encoder chose."""
+    codec = lcodec.load("vq-rgb", 7)
+    idx = codec.entropy.indexes(codec.transform.analyse64(photo, codec.multiple))
+    z_hat, _ = codec.decompress_latents(codec.compress(photo))
+    assert torch.equal(z_hat.float(), codec.entropy.vectors(idx))
