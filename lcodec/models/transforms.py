@@ -32,7 +32,7 @@ from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.cpu import run_on_cpu
 from lcodec.models.walloc import WallocAnalysis, WallocConfig, WallocSynthesis, packet_klt
 
-__all__ = ["ImageTransform", "WallocImageTransform", "WallocAudioTransform", "MAX_IMAGE_PIXELS", "MAX_BATCH", "MODEL_RATE",
+__all__ = ["ImageTransform", "packet_least_side", "WallocImageTransform", "WallocAudioTransform", "MAX_IMAGE_PIXELS", "MAX_BATCH", "MODEL_RATE",
            "MAX_AUDIO_SAMPLES", "model_length", "mid_side", "resample"]
 
 MAX_IMAGE_PIXELS = 2**26  # 64 Mpixel per image: decoding needs a few GB of RAM beyond this
@@ -175,6 +175,12 @@ class ImageTransform:
             raise ModelError(f"weights were trained for {cfg}, not {self.cfg}")
 
 
+def packet_least_side(wpt: nn.Module, levels: int) -> int:
+    """The shortest side a wavelet packet of ``levels`` accepts: its deepest level must hold one
+    period of a filter longer than Haar's."""
+    return (wpt.filter_length - 1) * 2 ** (levels - 1) if wpt.filter_length > 2 else 1
+
+
 class WallocImageTransform(ImageTransform, _Walloc):
     """WaLLoC for RGB images (Jacobellis & Yadwadkar 2024): wavelet packet + shallow autoencoder.
 
@@ -195,9 +201,7 @@ class WallocImageTransform(ImageTransform, _Walloc):
         return self.cfg.in_channels
 
     def padded_side(self, n: int, multiple: int = 1) -> int:
-        wpt = self.analysis.wpt
-        least = (wpt.filter_length - 1) * 2 ** (self.cfg.levels - 1) if wpt.filter_length > 2 else 1
-        return super().padded_side(max(n, least), multiple)
+        return super().padded_side(max(n, packet_least_side(self.analysis.wpt, self.cfg.levels)), multiple)
 
     # ------------------------------------------------------------------- paths
     def analyse(self, x: torch.Tensor, multiple: int = 1) -> torch.Tensor:

@@ -29,7 +29,7 @@ from torch import nn
 
 from lcodec.errors import ModelError
 from lcodec.models.cpu import run_on_cpu
-from lcodec.models.transforms import ImageTransform
+from lcodec.models.transforms import ImageTransform, packet_least_side
 from lcodec.models.walloc import ConfigDict, ResidualBlock, WallocAnalysis, WallocConfig, WallocSynthesis
 
 __all__ = ["VQConfig", "VQEncoder", "VQDecoder", "VQInpainter", "VQAutoencoder"]
@@ -124,9 +124,7 @@ class VQAutoencoder(ImageTransform, nn.Module):
         return self.cfg.code_dim
 
     def padded_side(self, n: int, multiple: int = 1) -> int:
-        wpt = self.analysis.wpt
-        least = (wpt.filter_length - 1) * 2 ** (self.rd.levels - 1) if wpt.filter_length > 2 else 1
-        return super().padded_side(max(n, least), multiple)
+        return super().padded_side(max(n, packet_least_side(self.analysis.wpt, self.rd.levels)), multiple)
 
     # ------------------------------------------------------------------- paths
     def analyse(self, x: torch.Tensor, multiple: int = 1) -> torch.Tensor:

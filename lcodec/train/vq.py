@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from lcodec.models.vq import VQConfig, VQDecoder, VQEncoder
 
-__all__ = ["cache_latents", "kmeans", "nearest", "main"]
+__all__ = ["cache_latents", "kmeans", "nearest", "latent_crops", "main"]
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "images" / "train"
 
@@ -95,7 +95,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 20, seed: int = 0, weights: tor
     return c
 
 
-def _crops(latents: list[torch.Tensor], size: int, batch: int, rng: random.Random) -> torch.Tensor:
+def latent_crops(latents: list[torch.Tensor], size: int, batch: int, rng: random.Random) -> torch.Tensor:
     out = []
     while len(out) < batch:
         y = latents[rng.randrange(len(latents))]
@@ -256,10 +256,10 @@ def main(argv: list[str] | None = None) -> None:
     while step < args.steps:
         if step == args.warmup and book is None:  # k-means start of the codebook
             with torch.no_grad():
-                zs = torch.cat([enc(_crops(latents, args.crop, args.batch, rng)).permute(0, 2, 3, 1)
+                zs = torch.cat([enc(latent_crops(latents, args.crop, args.batch, rng)).permute(0, 2, 3, 1)
                                 .reshape(-1, cfg.code_dim) for _ in range(max(1, 10 * args.codewords // (args.batch * (args.crop // 2) ** 2) + 1))])
             book = EMACodebook(kmeans(zs, args.codewords, iters=15, seed=args.seed), args.decay)
-        y = _crops(latents, args.crop, args.batch, rng)
+        y = latent_crops(latents, args.crop, args.batch, rng)
         z = enc(y)
         stats: dict[str, float] = {}
         if book is None:

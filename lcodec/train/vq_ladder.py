@@ -35,7 +35,7 @@ from lcodec.api import file_sha256, weights_path
 from lcodec.entropy.circuit import quantize
 from lcodec.entropy.vq_index import CODING_BITS, context_ids
 from lcodec.train.loop import record_in_manifest
-from lcodec.train.vq import DATA, _crops, cache_latents, kmeans, nearest
+from lcodec.train.vq import DATA, latent_crops, cache_latents, kmeans, nearest
 
 __all__ = ["fit_priors", "main"]
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     hist_log = []
     for step in bar:
         k = rng.choice(sizes)
-        y = _crops(latents, args.crop, args.batch, rng)
+        y = latent_crops(latents, args.crop, args.batch, rng)
         with torch.no_grad():
             z = enc(y)
             idx = nearest(z.permute(0, 2, 3, 1).reshape(-1, cfg.code_dim), books[k])
