@@ -23,7 +23,7 @@ import numpy as np
 from lcodec.bitstream.tables import CodingTables
 from lcodec.errors import BitstreamError, InputError
 
-__all__ = ["encode_symbols", "decode_symbols", "CODER_ID", "CODER_VERSION"]
+__all__ = ["encode_symbols", "decode_symbols", "encode_chunks", "ChunkDecoder", "CODER_ID", "CODER_VERSION"]
 
 CODER_ID = 1  # constriction queue range coder, 32-bit words
 CODER_VERSION = (0, 5, 0)
@@ -61,8 +61,7 @@ def _groups(indexes: np.ndarray):
             yield t, sel
 
 
-def encode_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> bytes:
-    """Range-code integer ``symbols`` with table ``indexes[i]`` for symbol i. Returns the words."""
+def _checked_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> tuple[np.ndarray, np.ndarray]:
     symbols = np.asarray(symbols).reshape(-1)
     if symbols.size and not np.issubdtype(symbols.dtype, np.integer):
         raise InputError("symbols must be integers")
@@ -72,22 +71,39 @@ def encode_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTable
     indexes = _check_indexes(indexes, tables)
     if indexes.size != symbols.size:
         raise InputError(f"{symbols.size} symbols but {indexes.size} table indexes")
+    return symbols, indexes
 
+
+def _encode_into(enc, symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> None:
     offsets = tables.offsets[indexes]
     last = (tables.lengths - 1)[indexes]
     pos = symbols - offsets
     escaped = pos.view(np.uint64) >= last.view(np.uint64)  # below the range (pos < 0) or at/above its end
     np.putmask(pos, escaped, last)
-
-    enc = constriction.stream.queue.RangeEncoder()
     for t, sel in _groups(indexes):
         enc.encode(pos[sel].astype(np.int32), _categorical(tables, t))
-
     if escaped.any():
         s, o, n = symbols[escaped], offsets[escaped], last[escaped]
         below = s < o
         overshoot = np.where(below, o - 1 - s, s - o - n)  # >= 0
         _encode_escapes(enc, (~below).astype(np.int32), overshoot)
+
+
+def encode_symbols(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> bytes:
+    """Range-code integer ``symbols`` with table ``indexes[i]`` for symbol i. Returns the words."""
+    return encode_chunks([(symbols, indexes)], tables)
+
+
+def encode_chunks(chunks, tables: CodingTables) -> bytes:
+    """Range-code a sequence of (symbols, indexes) chunks into one stream, each chunk laid out
+    as ``encode_symbols`` lays out a whole stream (its symbols by table, then its escapes), one
+    after the other. A decoder reads them back one chunk at a time (``ChunkDecoder``), so the
+    indexes of a chunk may depend on the symbols of the chunks before it (autoregressive
+    models). One chunk gives exactly the bytes of ``encode_symbols``."""
+    checked = [_checked_symbols(s, i, tables) for s, i in chunks]  # all checked before any coding
+    enc = constriction.stream.queue.RangeEncoder()
+    for symbols, indexes in checked:
+        _encode_into(enc, symbols, indexes, tables)
     return enc.get_compressed().astype("<u4").tobytes()
 
 
@@ -122,37 +138,61 @@ def _decode_bits(dec, count: int, nbits: int) -> np.ndarray:
     return values
 
 
+def _decode_from(dec, indexes: np.ndarray, tables: CodingTables) -> np.ndarray:
+    pos = np.empty(indexes.size, dtype=np.int64)
+    for t, sel in _groups(indexes):
+        pos[sel] = dec.decode(_categorical(tables, t), sel.size)
+    offsets = tables.offsets[indexes]
+    last = tables.lengths[indexes] - 1
+    symbols = pos + offsets
+    escaped = pos == last
+    count = int(escaped.sum())
+    if count:
+        sides = dec.decode(_model.Uniform(2), count).astype(bool)
+        classes = dec.decode(_model.Uniform(_MAX_CLASS), count).astype(np.int64)
+        v = np.empty(count, dtype=np.int64)
+        for n in np.unique(classes):
+            sel = classes == n
+            v[sel] = _decode_bits(dec, int(sel.sum()), int(n)) + (1 << int(n))
+        d = v - 1
+        symbols[escaped] = np.where(sides, offsets[escaped] + last[escaped] + d, offsets[escaped] - 1 - d)
+    return symbols
+
+
+def _words(data: bytes) -> np.ndarray:
+    if len(data) % 4:
+        raise BitstreamError("range-coded section length is not a multiple of 4 bytes")
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32)
+
+
+class ChunkDecoder:
+    """Reads the chunks of an ``encode_chunks`` stream back in order: ``next(indexes)`` returns
+    the next chunk's symbols (int64, in the order of ``indexes``). Malformed data raises
+    ``BitstreamError``; the symbol count is fixed by the indexes, so it never hangs."""
+
+    def __init__(self, data: bytes, tables: CodingTables) -> None:
+        self.tables = tables
+        try:
+            self._dec = constriction.stream.queue.RangeDecoder(_words(data))
+        except BitstreamError:
+            raise
+        except Exception as exc:  # pragma: no cover - constriction accepts any word array
+            raise BitstreamError(f"range-coded data is corrupted: {exc}") from None
+
+    def next(self, indexes: np.ndarray) -> np.ndarray:
+        indexes = _check_indexes(indexes, self.tables)
+        try:
+            return _decode_from(self._dec, indexes, self.tables)
+        except BitstreamError:
+            raise
+        except Exception as exc:  # constriction reports invalid data as ValueError/RuntimeError
+            raise BitstreamError(f"range-coded data is corrupted: {exc}") from None
+
+
 def decode_symbols(data: bytes, indexes: np.ndarray, tables: CodingTables) -> np.ndarray:
     """Inverse of ``encode_symbols``: the symbols (int64), in the order of ``indexes``.
 
     Malformed data raises ``BitstreamError``; it never hangs (the symbol count is fixed by
     ``indexes``) and never allocates more than the indexes imply.
     """
-    if len(data) % 4:
-        raise BitstreamError("range-coded section length is not a multiple of 4 bytes")
-    indexes = _check_indexes(indexes, tables)
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    try:
-        dec = constriction.stream.queue.RangeDecoder(words)
-        pos = np.empty(indexes.size, dtype=np.int64)
-        for t, sel in _groups(indexes):
-            pos[sel] = dec.decode(_categorical(tables, t), sel.size)
-        offsets = tables.offsets[indexes]
-        last = tables.lengths[indexes] - 1
-        symbols = pos + offsets
-        escaped = pos == last
-        count = int(escaped.sum())
-        if count:
-            sides = dec.decode(_model.Uniform(2), count).astype(bool)
-            classes = dec.decode(_model.Uniform(_MAX_CLASS), count).astype(np.int64)
-            v = np.empty(count, dtype=np.int64)
-            for n in np.unique(classes):
-                sel = classes == n
-                v[sel] = _decode_bits(dec, int(sel.sum()), int(n)) + (1 << int(n))
-            d = v - 1
-            symbols[escaped] = np.where(sides, offsets[escaped] + last[escaped] + d, offsets[escaped] - 1 - d)
-    except BitstreamError:
-        raise
-    except Exception as exc:  # constriction reports invalid data as ValueError/RuntimeError
-        raise BitstreamError(f"range-coded data is corrupted: {exc}") from None
-    return symbols
+    return ChunkDecoder(data, tables).next(indexes)

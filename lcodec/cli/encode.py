@@ -31,6 +31,7 @@ Choose speed or size:
   faster encode and decode:        --codec walloc-rgb-light
   smaller files, same quality:     --refine 20   (about a minute per photo; decoding unchanged)
   another rate:                    --quality 1 (smallest file) .. 6 (best picture)
+  no pretrained model, fitted per image (minutes):  --codec overfit-rgb [--preset fast|medium|slow]
 Audio defaults to {DEFAULT_CODEC["audio"]} at its default quality. Video (.y4m, .mp4/.mkv/.webm/.mov/.avi
 through PyAV, or a folder of PNG frames) defaults to {DEFAULT_CODEC["video"]}: an intra frame every --gop frames
 (default 32), frames read one at a time. A dataset of small 8-bit images (.idx, MNIST's -ubyte, .npz;
@@ -55,6 +56,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "latent refinement (N gradient steps, then up to 6 greedy symbol passes); smaller files at "
                         "equal quality, about 1 s per step plus 25 s for the passes per megapixel on 2 cores; "
                         "decoding is unchanged (default 0: off)")
+    p.add_argument("--preset", choices=("fast", "medium", "slow"), default=None,
+                   help="overfitted codecs (overfit-rgb): fitting steps per image, fast 300 / medium 1000 (default) / "
+                        "slow 3000")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="overfitted codecs: fit for exactly N steps (instead of a preset)")
+    p.add_argument("--seconds", type=float, default=None, metavar="S",
+                   help="overfitted codecs: stop fitting after about S seconds (caps the preset or --steps)")
     p.add_argument("--normalize", action="store_true",
                    help="audio: scale a float file whose samples exceed +-1 by 1/peak (without it such a file "
                         "is refused, never clipped)")
@@ -99,15 +107,27 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--gop is for video; {args.input} is {kind}")
     if args.gop is not None and args.gop < 1:
         raise InputError(f"--gop must be >= 1 (1: every frame intra), got {args.gop}")
+    fit = {k: v for k, v in (("preset", args.preset), ("steps", args.steps), ("seconds", args.seconds))
+           if v is not None}
+    if args.steps is not None and args.steps < 1:
+        raise InputError(f"--steps must be >= 1, got {args.steps}")
+    if args.seconds is not None and not args.seconds > 0:
+        raise InputError(f"--seconds must be > 0, got {args.seconds}")
     if args.refine and modality in ("video", "dataset"):
         raise InputError(f"--refine is for single images; {args.input} is {kind}")
     with open_output(args.input, args.output, args.force) as out:
         codec = load(args.codec or DEFAULT_CODEC[modality], args.quality)
+        overfitted = hasattr(codec, "fit")
+        if fit and not overfitted:
+            raise InputError(f"--{next(iter(fit))} is for codecs fitted per image (overfit-rgb); "
+                             f"{codec.name} is pretrained")
         if modality == "dataset":
             return _encode_dataset(args, codec, out)
         if codec.modality != modality:
             raise InputError(f"{codec.name} codes {codec.modality}, but {args.input} is {modality}; "
                              f"leave out --codec to use {DEFAULT_CODEC[modality]}")
+        if args.refine and overfitted:
+            raise InputError(f"--refine: {codec.name} is fitted to the image already; use --preset or --steps")
         if args.refine:
             from lcodec.codecs.refine import unsupported
 
@@ -124,6 +144,8 @@ def main(args: argparse.Namespace) -> int:
             x, info = read_image_info(args.input)
         t0 = time.perf_counter()
         kwargs = {"refine": args.refine, "progress": True} if args.refine else {}
+        if overfitted:
+            kwargs = {**fit, "progress": True}
         try:
             data = codec.compress(x.unsqueeze(0), **kwargs)
         except LcodecError as exc:

@@ -124,6 +124,8 @@ class IntegerConv(nn.Module):
             for ``W / 2**weight_frac``.
         bias_bits: integer biases lie in ``±(2**(bias_bits-1) - 1)``.
         bias_init: initial real-valued bias (e.g. the middle of an index range for a head).
+        padding: zeros added on each side (default ``(kernel_size - 1) // 2``; 0 for a caller that
+            pads and offsets the input itself, e.g. to evaluate one phase of a strided grid).
 
     Raises ``ModelError`` when the accumulator bound (see the module docstring) is not
     below ``2**53``, so the exact path could lose integers.
@@ -132,7 +134,8 @@ class IntegerConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
                  transposed: bool = False, dims: int = 2, input_range: tuple[int, int] = (0, 255),
                  in_frac: int = 4, out_frac: int = 4, out_max: int = 255, weight_bits: int = 12,
-                 weight_frac: int = 8, bias_bits: int = 32, bias_init: float = 0.0) -> None:
+                 weight_frac: int = 8, bias_bits: int = 32, bias_init: float = 0.0,
+                 padding: int | None = None) -> None:
         super().__init__()
         if dims not in (1, 2):
             raise ModelError(f"IntegerConv dims must be 1 or 2, got {dims}")
@@ -160,7 +163,9 @@ class IntegerConv(nn.Module):
         self.shift = shift
         self.weight_max = 2 ** (weight_bits - 1) - 1
         self.bias_max = 2 ** (bias_bits - 1) - 1
-        self.padding = (kernel_size - 1) // 2
+        self.padding = (kernel_size - 1) // 2 if padding is None else int(padding)
+        if not 0 <= self.padding <= (kernel_size - 1) // 2 or (transposed and padding is not None):
+            raise ModelError("IntegerConv padding must lie in 0 .. (kernel_size - 1) // 2 (not for transposed)")
 
         bound = self.accumulator_bound()
         if bound >= EXACT_LIMIT:
