@@ -45,7 +45,8 @@ PRESETS = {"fast": 300, "medium": 1000, "slow": 3000}
 DEFAULT_PRESET = "medium"
 NOISE_FRACTION = 0.8
 LR = 1e-2
-LATENT_LR_SCALE = 10.0
+LATENT_LR_SCALE = 3.0
+ARM_LR_SCALE = 1.0
 
 
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -125,19 +126,19 @@ class OverfitCodec(Codec):
         self.entropy.tables = tables
 
     def fit(self, x: torch.Tensor, steps: int, seconds: float | None = None, progress: bool = False,
-            seed: int = 0) -> dict[str, float]:
+            seed: int = 0, log=None) -> dict[str, float]:
         """Fit the grids and both networks to one image x (1, 3, H, W) in [0, 1]. Stops after
         ``steps`` or, when ``seconds`` is given, after the number of steps that fits in it (measured
         on the first steps; the noise / rounding schedule follows the steps actually run).
-        Returns {"steps", "seconds", "psnr", "bpp"} (the last training step's estimates)."""
+        Returns {"steps", "seconds", "psnr", "bpp"} (the last training step's estimates); ``log``,
+        if given, is called with that dict (and "loss") every 50 steps."""
         h, w = x.shape[-2:]
         self._fresh(seed)
         self.transform.init_grids(h, w)
         self.train()
-        latents = list(self.transform.latents)
-        ids = {id(p) for p in latents}
-        opt = torch.optim.Adam([{"params": latents, "scale": LATENT_LR_SCALE},
-                                {"params": [p for p in self.parameters() if id(p) not in ids], "scale": 1.0}], lr=LR)
+        opt = torch.optim.Adam([{"params": list(self.transform.latents), "scale": LATENT_LR_SCALE},
+                                {"params": list(self.transform.synthesis.parameters()), "scale": 1.0},
+                                {"params": list(self.entropy.parameters()), "scale": ARM_LR_SCALE}], lr=LR)
         gen = torch.Generator().manual_seed(seed)
         bar = None
         if progress:
@@ -160,7 +161,7 @@ class OverfitCodec(Codec):
                     grids.append(g.clamp(-LATENT_BOUND, LATENT_BOUND))
                 x_hat = self.transform(grids, (h, w))
                 mse = torch.mean((x_hat - x) ** 2)
-                bpp = self.entropy(grids) / (h * w)
+                bpp = self.entropy(grids, exact_activations=not noisy) / (h * w)
                 loss = mse + self.lmbda * bpp
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -171,6 +172,9 @@ class OverfitCodec(Codec):
                     total = max(6, min(total, int(seconds / per)))
                     if bar is not None:
                         bar.total = total
+                if log is not None and i % 50 == 0:
+                    log({"steps": i, "psnr": -10 * math.log10(max(mse.item(), 1e-12)), "bpp": bpp.item(),
+                         "loss": loss.item()})
                 if bar is not None:
                     bar.update(1)
                     if i % 10 == 0 or i == total:

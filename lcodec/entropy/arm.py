@@ -41,6 +41,7 @@ __all__ = ["ArmConfig", "ArmEntropyModel", "PHASES", "encode_integer_params", "d
 PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
 NUM_SCALES = 64
 MEAN_OFFSET = 31  # the mean head outputs mu + 31 in 0 .. 63
+SCALE_INIT = 31  # the scale head's initial table index
 
 
 def arm_scales() -> np.ndarray:
@@ -51,6 +52,7 @@ def arm_scales() -> np.ndarray:
 @dataclass(frozen=True)
 class ArmConfig(ConfigDict):
     hidden: int = 16
+    kernel: int = 3  # the causal neighbourhood: kernel x kernel around each symbol (odd)
     act_bits: int = 13  # activations in [0, 64) on a 2**-7 grid (the first layer's inputs are integers)
     act_frac: int = 7
     weight_bits: int = 12
@@ -79,13 +81,15 @@ class ArmEntropyModel(nn.Module):
         c, act_max = cfg.hidden, 2**cfg.act_bits - 1
         common = dict(weight_bits=cfg.weight_bits, weight_frac=cfg.weight_frac, bias_bits=24)
         self.net = IntegerNetwork([
-            IntegerConv(4, c, 3, stride=2, padding=0, input_range=(-LATENT_BOUND, LATENT_BOUND), in_frac=0,
+            IntegerConv(4, c, cfg.kernel, stride=2, padding=0, input_range=(-LATENT_BOUND, LATENT_BOUND), in_frac=0,
                         out_frac=cfg.act_frac, out_max=act_max, **common),
             IntegerConv(c, c, 1, input_range=(0, act_max), in_frac=cfg.act_frac, out_frac=cfg.act_frac,
                         out_max=act_max, **common),
             IntegerConv(c, 2, 1, input_range=(0, act_max), in_frac=cfg.act_frac, out_frac=0,
                         out_max=NUM_SCALES - 1, bias_init=float(MEAN_OFFSET), **common),
         ])
+        with torch.no_grad():  # start from small scales (most latents of a fit are 0)
+            self.net.layers[-1].bias[0] = float(SCALE_INIT)
         self.conditional = GaussianConditional(arm_scales(), family="laplace", tail_mass=1e-6)
         self.tables: CodingTables | None = None
 
@@ -94,22 +98,27 @@ class ArmEntropyModel(nn.Module):
         return sum(l.in_channels * l.out_channels * l.kernel_size**2 for l in self.net.layers)
 
     def _input(self, y: torch.Tensor, coarse: torch.Tensor, phase: int, level: int) -> torch.Tensor:
-        """The strided network input for one phase: (B, 4, ...) padded by one and offset so that a
-        stride-2 3x3 convolution without padding centres on the phase's positions."""
+        """The strided network input for one phase: (B, 4, ...) padded by kernel // 2 and offset so
+        that a stride-2 convolution without padding centres on the phase's positions."""
         h, w = y.shape[-2:]
         mask = _phase_mask(h, w, phase, y)
         feats = torch.cat([y * mask, mask.expand_as(y), coarse, torch.full_like(y, float(level))], 1)
         py, px = PHASES[phase]
-        return nn.functional.pad(feats, (1, 1, 1, 1))[..., py:, px:]
+        r = self.cfg.kernel // 2
+        return nn.functional.pad(feats, (r, r, r, r))[..., py:, px:]
 
     def _phases(self, h: int, w: int):
         for p, (py, px) in enumerate(PHASES):
             if py < h and px < w:
                 yield p, py, px
 
-    def forward(self, grids: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, grids: list[torch.Tensor], exact_activations: bool = False) -> torch.Tensor:
         """Training path: estimated bits (scalar) of the (noisy or rounded) grids, finest first in
-        the list, coded coarsest first."""
+        the list, coded coarsest first. By default the network runs relaxed (``relaxed_forward``:
+        activations not rounded, fast); with ``exact_activations`` it runs its layers' own
+        straight-through path, which rounds every activation as the coder's exact path does, so a
+        mean or table index on a rounding boundary is the one the coder will use (a mean off by one
+        under a small scale costs several bits per symbol)."""
         bits = grids[0].new_zeros(())
         table = self.conditional.scale_table
         for level in range(self.levels - 1, -1, -1):
@@ -117,7 +126,8 @@ class ArmEntropyModel(nn.Module):
             h, w = y.shape[-2:]
             coarse = _coarse(grids[level + 1] if level + 1 < self.levels else None, h, w, y)
             for p, py, px in self._phases(h, w):
-                out = relaxed_forward(self.net, self._input(y, coarse, p, level), round_last=True)
+                inp = self._input(y, coarse, p, level)
+                out = self.net(inp) if exact_activations else relaxed_forward(self.net, inp, round_last=True)
                 mu = out[:, 1:2] - MEAN_OFFSET
                 scales = indexes_to_scales(out[:, 0:1], table)
                 bits = bits - torch.log2(self.conditional.likelihood(y[..., py::2, px::2], scales, mu)).sum()

