@@ -6,7 +6,8 @@ by the exact integer decoder; PSNR over RGB of the 8-bit outputs. Rows are appen
     python benchmarks/overfit_rd.py --out docs/results/overfit_rd --size 256 --images 2 \
         --qualities 1,3,5 --steps 300,1000
 
-WebP: Pillow, method 6, qualities 5..95; JPEG: Pillow, 4:2:0, optimized, qualities 10..95.
+WebP: Pillow, method 6, qualities 5..95; JPEG: Pillow, 4:2:0, optimized, qualities 10..95; AVIF and
+walloc-rgb-rd (q1..q6) through the harness' adapters (``lcodec.eval.adapters``).
 BD-rate (pchip, PSNR) of each steps setting vs WebP over the overlapping PSNR range.
 """
 from __future__ import annotations
@@ -33,9 +34,12 @@ from lcodec.io.image import read_image  # noqa: E402
 VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "val"
 
 
-def crops(n: int, h: int, w: int) -> list[tuple[str, torch.Tensor]]:
+def crops(n: int, h: int, w: int, names: list[str] | None = None) -> list[tuple[str, torch.Tensor]]:
+    """Centre crops h x w of the first ``n`` val images at least that large (or of ``names``)."""
     out = []
     for p in sorted(VAL.iterdir()):
+        if names and p.name not in names:
+            continue
         x = read_image(p)
         if x.shape[-2] >= h and x.shape[-1] >= w:
             top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
@@ -48,6 +52,24 @@ def crops(n: int, h: int, w: int) -> list[tuple[str, torch.Tensor]]:
 def psnr8(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 10 * math.log10(255.0**2 / max(mse, 1e-12))
+
+
+def baselines(name: str, x: torch.Tensor, arr: np.ndarray, have: set) -> list[dict]:
+    """AVIF and walloc-rgb-rd (q1..q6) through the eval harness' adapters, rows not yet in ``have``."""
+    from lcodec.eval.adapters import CLASSICAL, LearnedCodec, MediaItem
+
+    rows = []
+    h, w = arr.shape[:2]
+    item = MediaItem(name=name, modality="image", x=x)
+    for codec in (CLASSICAL["avif"](), LearnedCodec("walloc-rgb-rd")):
+        for q in codec.qualities:
+            if (name, codec.name, q, None) in have:
+                continue
+            data = codec.encode(item, q).data
+            dec = (codec.decode(data, item)[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            rows.append({"image": name, "codec": codec.name, "quality": q, "bpp": 8 * len(data) / (h * w),
+                         "psnr": psnr8(dec, arr)})
+    return rows
 
 
 def classical(name: str, arr: np.ndarray) -> list[dict]:
@@ -72,6 +94,7 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=2)
     ap.add_argument("--qualities", default="1,3,5")
     ap.add_argument("--steps", default="300,1000")
+    ap.add_argument("--names", default=None, help="comma-separated val file names (default: the first --images)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     h, w = (args.height or args.size), args.size
@@ -79,7 +102,7 @@ def main() -> int:
     rows_path = args.out / "rows.jsonl"
     done = [json.loads(l) for l in rows_path.read_text().splitlines()] if rows_path.exists() else []
     have = {(r["image"], r["codec"], r["quality"], r.get("steps")) for r in done}
-    items = crops(args.images, h, w)
+    items = crops(args.images, h, w, args.names.split(",") if args.names else None)
     with rows_path.open("a") as f:
         for name, x in items:
             arr = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -88,6 +111,10 @@ def main() -> int:
                     f.write(json.dumps(r) + "\n")
                     done.append(r)
                 f.flush()
+            for r in baselines(name, x, arr, have):
+                f.write(json.dumps(r) + "\n")
+                done.append(r)
+            f.flush()
             for steps in [int(s) for s in args.steps.split(",")]:
                 for q in [int(s) for s in args.qualities.split(",")]:
                     if (name, "overfit-rgb", q, steps) in have:
@@ -126,8 +153,10 @@ def summarize(rows: list[dict], args, h: int, w: int) -> None:
 
     images = sorted({r["image"] for r in rows})
     curves = {}
-    for fmt in ("webp", "jpeg"):
-        curves[fmt] = _curve([r for r in rows if r["codec"] == fmt])
+    for fmt in ("webp", "jpeg", "avif", "walloc-rgb-rd"):
+        sel = [r for r in rows if r["codec"] == fmt]
+        if sel:
+            curves[fmt] = _curve(sel)
     for steps in sorted({r["steps"] for r in rows if r["codec"] == "overfit-rgb"}):
         sel = [r for r in rows if r["codec"] == "overfit-rgb" and r["steps"] == steps]
         if {r["image"] for r in sel} == set(images):
@@ -135,7 +164,7 @@ def summarize(rows: list[dict], args, h: int, w: int) -> None:
     lines = [f"# overfit-rgb RD against fitting steps ({len(images)} val crops {w}x{h}: {', '.join(images)})", "",
              f"Machine: {platform.machine()}, {torch.get_num_threads()} threads; `python benchmarks/overfit_rd.py "
              f"--out {args.out} --size {w} --height {h} --images {args.images} --qualities {args.qualities} "
-             f"--steps {args.steps}`", "",
+             f"--steps {args.steps}{' --names ' + args.names if args.names else ''}`", "",
              "| codec | quality | steps | bpp | PSNR dB | encode s | decode s |", "|---|---|---|---|---|---|---|"]
     for r in sorted([r for r in rows if r["codec"] == "overfit-rgb"], key=lambda r: (r["steps"], r["quality"], r["image"])):
         lines.append(f"| {r['image']} | q{r['quality']} | {r['steps']} | {r['bpp']:.4f} | {r['psnr']:.2f} | "

@@ -47,6 +47,7 @@ NOISE_FRACTION = 0.8
 LR = 1e-2
 LATENT_LR_SCALE = 3.0
 ARM_LR_SCALE = 1.0
+RATE_RAMP = 0.3  # the rate weight grows linearly from 0 to lambda over this fraction of the steps
 
 
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +163,8 @@ class OverfitCodec(Codec):
                 x_hat = self.transform(grids, (h, w))
                 mse = torch.mean((x_hat - x) ** 2)
                 bpp = self.entropy(grids, exact_activations=not noisy) / (h * w)
-                loss = mse + self.lmbda * bpp
+                ramp = min(1.0, i / (RATE_RAMP * total)) if RATE_RAMP > 0 else 1.0
+                loss = mse + ramp * self.lmbda * bpp
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
