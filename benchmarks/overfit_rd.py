@@ -132,7 +132,8 @@ def main() -> int:
                     f.write(json.dumps(r) + "\n")
                     f.flush()
                     done.append(r)
-    summarize(done, args, h, w)
+    names = {n for n, _ in items}
+    summarize([r for r in done if r["image"] in names], args, h, w)
     return 0
 
 

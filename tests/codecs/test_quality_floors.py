@@ -119,8 +119,14 @@ def si_sdr(ref: torch.Tensor, est: torch.Tensor) -> float:
     return float((10 * torch.log10((target**2).sum(-1) / ((e - target) ** 2).sum(-1))).mean())
 
 
+# Codecs fitted per content at encode time ship only tables; their picture depends on the fitting budget,
+# so they have no photo floor here. Their decoder is pinned exactly instead (tests/codecs/test_overfit.py:
+# golden stream -> pixel hash, decoder == the encoder's fitted picture, fitting beats the unfitted picture).
+FITTED = {"overfit-rgb"}
+
+
 def test_every_shipped_codec_and_rate_has_a_floor():
-    shipped = {(s.name, q) for s in lcodec.list_codecs() for q in s.weights}
+    shipped = {(s.name, q) for s in lcodec.list_codecs() for q in s.weights if s.name not in FITTED}
     assert shipped == set(IMAGE) | set(AUDIO) | set(VIDEO) | set(LOSSLESS), "add (or remove) floors for the codecs shipped now"
 
 
