@@ -33,6 +33,7 @@ from lcodec.bitstream.tables import CodingTables
 from lcodec.codecs.base import Codec
 from lcodec.entropy.arm import ArmConfig, ArmEntropyModel, arm_scales, decode_integer_params, encode_integer_params
 from lcodec.entropy.integer_net import IntegerConv
+from lcodec.entropy.model import ste_round
 from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.overfit import LATENT_BOUND, MAX_SIDE, OverfitConfig, OverfitSynthesis
 from lcodec.registry import CodecSpec, register_codec
@@ -48,10 +49,6 @@ LR = 1e-2
 LATENT_LR_SCALE = 3.0
 ARM_LR_SCALE = 1.0
 RATE_RAMP = 0.3  # the rate weight grows linearly from 0 to lambda over this fraction of the steps
-
-
-def _ste_round(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
 
 
 def overfit_tables_state() -> dict[str, object]:
@@ -115,7 +112,7 @@ class OverfitCodec(Codec):
             if w.abs().max() > layer.weight_max or b.abs().max() > layer.bias_max:
                 raise BitstreamError("a network weight in the stream is out of its layer's range")
             layer.weight.copy_(w.to(torch.float64) / 2.0**layer.weight_frac)  # exact: |w| < 2**24
-            layer.bias.copy_(b.to(torch.float64) / layer._bias_scale())
+            layer.bias.copy_(b.to(torch.float64) / layer.bias_scale())
 
     # ------------------------------------------------------------------ fitting
     def _fresh(self, seed: int) -> None:
@@ -158,7 +155,7 @@ class OverfitCodec(Codec):
                     if noisy:
                         g = g + torch.rand(g.shape, generator=gen) - 0.5
                     else:
-                        g = _ste_round(g)
+                        g = ste_round(g)
                     grids.append(g.clamp(-LATENT_BOUND, LATENT_BOUND))
                 x_hat = self.transform(grids, (h, w))
                 mse = torch.mean((x_hat - x) ** 2)

@@ -74,6 +74,7 @@ __all__ = [
     "IntegerIndexNet",
     "IntegerNetwork",
     "index_synthesis",
+    "ste_clamp",
 ]
 
 EXACT_LIMIT = 2**53  # integers of magnitude below this are exact in float64
@@ -96,7 +97,7 @@ class _StraightThroughClamp(torch.autograd.Function):
         return grad * passes.to(grad.dtype), None, None
 
 
-def _ste_clamp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+def ste_clamp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return _StraightThroughClamp.apply(x, lo, hi)
 
 
@@ -193,17 +194,18 @@ class IntegerConv(nn.Module):
         return self.weight_max * x_max * self.fan_in + self.bias_max + rounding
 
     # --- parameters on the integer grid -------------------------------------------------
-    def _bias_scale(self) -> float:
+    def bias_scale(self) -> float:
+        """Integer bias units per real unit: 2**(weight_frac + in_frac)."""
         return float(2 ** (self.weight_frac + self.in_frac))
 
     def quantized_weight(self) -> torch.Tensor:
         """Integer-valued weights (float, straight-through gradient to the shadow weights)."""
         w = _ste_round(self.weight * float(2**self.weight_frac))
-        return _ste_clamp(w, -self.weight_max, self.weight_max)
+        return ste_clamp(w, -self.weight_max, self.weight_max)
 
     def quantized_bias(self) -> torch.Tensor:
-        b = _ste_round(self.bias * self._bias_scale())
-        return _ste_clamp(b, -self.bias_max, self.bias_max)
+        b = _ste_round(self.bias * self.bias_scale())
+        return ste_clamp(b, -self.bias_max, self.bias_max)
 
     @torch.no_grad()
     def integer_weight(self) -> torch.Tensor:
@@ -213,7 +215,7 @@ class IntegerConv(nn.Module):
 
     @torch.no_grad()
     def integer_bias(self) -> torch.Tensor:
-        b = torch.round(self.bias.detach().to(torch.float64) * self._bias_scale())
+        b = torch.round(self.bias.detach().to(torch.float64) * self.bias_scale())
         return b.clamp(-self.bias_max, self.bias_max).to(torch.int64)
 
     # --- training path ------------------------------------------------------------------
@@ -225,7 +227,7 @@ class IntegerConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Quantization-aware training path: integer-valued output (float) with STE gradients."""
         self._check_input(x)
-        x = _ste_clamp(x, self.input_range[0], self.input_range[1])
+        x = ste_clamp(x, self.input_range[0], self.input_range[1])
         w, b = self.quantized_weight(), self.quantized_bias()
         conv = {(1, False): F.conv1d, (2, False): F.conv2d,
                 (1, True): F.conv_transpose1d, (2, True): F.conv_transpose2d}[(self.dims, self.transposed)]
@@ -234,7 +236,7 @@ class IntegerConv(nn.Module):
         else:
             acc = conv(x, w, b, stride=self.stride, padding=self.padding)
         a = _ste_round_half_up(acc * float(2.0**-self.shift))
-        return _ste_clamp(a, 0, self.out_max)
+        return ste_clamp(a, 0, self.out_max)
 
     # --- exact path -----------------------------------------------------------------------
     @torch.no_grad()

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lcodec.entropy.integer_net import IntegerConv, IntegerNetwork, _ste_clamp
+from lcodec.entropy.integer_net import IntegerConv, IntegerNetwork, ste_clamp
 from lcodec.errors import InputError
 from lcodec.models.walloc import ConfigDict
 
@@ -82,7 +82,7 @@ def relaxed_forward(net: IntegerNetwork, x: torch.Tensor, round_last: bool = Fal
     table indexes. Returns real units of the last layer."""
     for i, layer in enumerate(net.layers):
         w = layer.quantized_weight() * float(2.0**-layer.weight_frac)
-        b = layer.quantized_bias() * float(1.0 / layer._bias_scale())
+        b = layer.quantized_bias() * float(1.0 / layer.bias_scale())
         lo, hi = layer.input_range
         if i == 0:
             x = x.clamp(lo * 2.0**-layer.in_frac, hi * 2.0**-layer.in_frac)
@@ -91,7 +91,7 @@ def relaxed_forward(net: IntegerNetwork, x: torch.Tensor, round_last: bool = Fal
         if round_last and i == len(net.layers) - 1:
             x = x * float(2**layer.out_frac)
             x = (x + (torch.floor(x + 0.5) - x).detach()) * float(2.0**-layer.out_frac)
-        x = _ste_clamp(x, 0.0, top) if i == len(net.layers) - 1 else x.clamp(0.0, top)
+        x = ste_clamp(x, 0.0, top) if i == len(net.layers) - 1 else x.clamp(0.0, top)
     return x
 
 
