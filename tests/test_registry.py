@@ -45,6 +45,10 @@ def test_every_shipped_codec_loads_and_round_trips(spec):
             x = torch.round(torch.rand(1, codec.transform.in_channels, h, w) * 255) / 255
             fit = {"steps": 3} if hasattr(codec, "fit") else {}  # codecs fitted per image: a short fit
             assert codec.decompress(codec.compress(x, **fit)).shape == x.shape
+        if spec.modality == "video":
+            x = torch.round(torch.rand(1, 3, 4, 20, 30) * 255) / 255
+            fit = {"steps": 2} if hasattr(codec, "fit") else {}  # codecs fitted per video: a short fit
+            assert codec.decompress(codec.compress(x, **fit)).shape == x.shape
 
 
 def test_recipe_only_codecs_say_how_to_get_their_weights():

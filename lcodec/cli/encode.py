@@ -34,7 +34,8 @@ Choose speed or size:
   no pretrained model, fitted per image (minutes):  --codec overfit-rgb [--preset fast|medium|slow]
 Audio defaults to {DEFAULT_CODEC["audio"]} at its default quality. Video (.y4m, .mp4/.mkv/.webm/.mov/.avi
 through PyAV, or a folder of PNG frames) defaults to {DEFAULT_CODEC["video"]}: an intra frame every --gop frames
-(default 32), frames read one at a time. A dataset of small 8-bit images (.idx, MNIST's -ubyte, .npz;
+(default 32), frames read one at a time; `--codec nirvana-video` fits one small network per 3 frames
+instead (no pretrained model; about 20 s per CIF frame; --preset/--steps/--seconds set the fit). A dataset of small 8-bit images (.idx, MNIST's -ubyte, .npz;
 optionally .gz) is coded losslessly into one stream, by default with {DEFAULT_CODEC["dataset"]}; one grayscale
 digit: `codec encode digit.png out.bin --codec {DEFAULT_CODEC["dataset"]}`. `codec list` shows every codec.
 
@@ -57,18 +58,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "equal quality, about 1 s per step plus 25 s for the passes per megapixel on 2 cores; "
                         "decoding is unchanged (default 0: off)")
     p.add_argument("--preset", choices=("fast", "medium", "slow"), default=None,
-                   help="overfitted codecs (overfit-rgb): fitting steps per image, fast 300 / medium 1000 (default) / "
-                        "slow 3000")
+                   help="codecs fitted at encode time: fitting steps per image (overfit-rgb: fast 300 / medium 1000 "
+                        "(default) / slow 3000) or per group of frames (nirvana-video: fast 100 / medium 200 "
+                        "(default) / slow 600; the first group twice as many)")
     p.add_argument("--steps", type=int, default=None, metavar="N",
-                   help="overfitted codecs: fit for exactly N steps (instead of a preset)")
+                   help="codecs fitted at encode time: fit for exactly N steps per image or group (instead of a preset)")
     p.add_argument("--seconds", type=float, default=None, metavar="S",
-                   help="overfitted codecs: stop fitting after about S seconds (caps the preset or --steps)")
+                   help="codecs fitted at encode time: stop fitting after about S seconds per image or per video frame "
+                        "(caps the preset or --steps)")
     p.add_argument("--normalize", action="store_true",
                    help="audio: scale a float file whose samples exceed +-1 by 1/peak (without it such a file "
                         "is refused, never clipped)")
     p.add_argument("--gop", type=int, default=None, metavar="N",
-                   help="video: an intra frame every N frames (decoding can start at each); 1: every frame intra "
-                        "(default 32)")
+                   help="video: an intra frame (nirvana-video: a key group) every N frames, where decoding can start; "
+                        "1: every frame intra (default: 32; nirvana-video: one key group)")
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.set_defaults(func=main)
 
@@ -119,7 +122,7 @@ def main(args: argparse.Namespace) -> int:
         codec = load(args.codec or DEFAULT_CODEC[modality], args.quality)
         overfitted = hasattr(codec, "fit")
         if fit and not overfitted:
-            raise InputError(f"--{next(iter(fit))} is for codecs fitted per image (overfit-rgb); "
+            raise InputError(f"--{next(iter(fit))} is for codecs fitted at encode time (overfit-rgb, nirvana-video); "
                              f"{codec.name} is pretrained")
         if modality == "dataset":
             return _encode_dataset(args, codec, out)
@@ -137,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
         if modality == "audio":
             return _encode_audio(args, codec, out)
         if modality == "video":
-            return _encode_video(args, codec, out)
+            return _encode_video(args, codec, out, fit if overfitted else None)
         if codec.transform.in_channels == 1:
             x, info = read_gray_image(args.input), None
         else:
@@ -199,17 +202,21 @@ def _encode_audio(args: argparse.Namespace, codec, out) -> int:
     return 0
 
 
-def _encode_video(args: argparse.Namespace, codec, out) -> int:
-    from lcodec.codecs.video import DEFAULT_GOP
+def _encode_video(args: argparse.Namespace, codec, out, fit: dict | None) -> int:
+    """``fit``: the budget flags of a codec fitted at encode time (None: a pretrained codec)."""
+    import inspect
+
     from lcodec.io.video import iter_video, video_fps
 
     fps = video_fps(args.input)
-    gop = DEFAULT_GOP if args.gop is None else args.gop
+    default_gop = inspect.signature(codec.compress_frames).parameters["gop"].default
+    gop = default_gop if args.gop is None else args.gop
     t0 = time.perf_counter()
     try:
         frames = iter_video(args.input)
         first = next(frames)  # an unreadable input is reported before the progress bar starts
-        data = codec.compress_frames(itertools.chain([first], frames), fps=fps, gop=gop, progress=True)
+        data = codec.compress_frames(itertools.chain([first], frames), fps=fps, gop=gop, progress=True,
+                                     **(fit or {}))
     except LcodecError as exc:
         raise about_file(args.input, exc) from None
     seconds = time.perf_counter() - t0
@@ -217,5 +224,5 @@ def _encode_video(args: argparse.Namespace, codec, out) -> int:
     _, _, frames, h, w = codec.parse(data)[0].geometry.shape
     print(f"{args.input} {w}x{h} {frames} frames {fps:g} fps -> {args.output}: {len(data)} bytes, "
           f"{8 * len(data) / (frames * h * w):.4f} bpp, {8 * len(data) * fps / frames / 1000:.1f} kbit/s, "
-          f"{codec.name} q{codec.quality} gop {gop}, {seconds:.2f} s ({frames / seconds:.1f} frames/s)")
+          f"{codec.name} q{codec.quality} gop {gop if gop < frames else 'all'}, {seconds:.2f} s ({frames / seconds:.1f} frames/s)")
     return 0

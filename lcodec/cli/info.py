@@ -78,6 +78,15 @@ def _video(c, total: int) -> dict[str, object]:
             if mine:
                 d[f"{name}_bits_mean"] = sum(mine) / len(mine)
         d["bits_per_frame"] = bits
+    if len(c.sections) == 3 and len(c.sections[0]) >= 16:  # networks per group of frames (nirvana-video)
+        from lcodec.codecs.nirvana import KEY, GroupIndex
+
+        group = int.from_bytes(c.sections[0][4:8], "little")
+        index = GroupIndex.from_bytes(c.sections[0], frames, group)
+        d["group"] = index.group
+        d["gop"] = index.gop
+        d["key_groups"] = sum(k == KEY for k in index.kinds)
+        d["bits_per_group"] = [8 * n for n in index.lengths]
     return d
 
 

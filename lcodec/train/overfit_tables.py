@@ -1,6 +1,7 @@
-"""Write overfit-rgb's stored data (its integer Laplace tables; nothing is trained):
+"""Write the stored data of the codecs fitted at encode time (nothing is trained): overfit-rgb's
+integer Laplace tables, nirvana-video's network layout (its tables travel in the stream):
 
-    python -m lcodec.train.overfit_tables [--out lcodec/weights/overfit-rgb.pt]
+    python -m lcodec.train.overfit_tables [--codec overfit-rgb|nirvana-video] [--out FILE]
 """
 from __future__ import annotations
 
@@ -9,17 +10,23 @@ from pathlib import Path
 
 import torch
 
+from lcodec.codecs.nirvana import nirvana_tables_state
 from lcodec.codecs.overfit import overfit_tables_state
 from lcodec.train.loop import record_in_manifest
 
 
+STATES = {"overfit-rgb": overfit_tables_state, "nirvana-video": nirvana_tables_state}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "weights" / "overfit-rgb.pt")
+    p.add_argument("--codec", choices=sorted(STATES), default="overfit-rgb")
+    p.add_argument("--out", type=Path, default=None, help="default: lcodec/weights/CODEC.pt")
     args = p.parse_args(argv)
-    torch.save(overfit_tables_state(), args.out)
-    record_in_manifest(args.out)
-    print(f"wrote {args.out}")
+    out = args.out or Path(__file__).resolve().parents[1] / "weights" / f"{args.codec}.pt"
+    torch.save(STATES[args.codec](), out)
+    record_in_manifest(out)
+    print(f"wrote {out}")
     return 0
 
 
