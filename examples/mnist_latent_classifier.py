@@ -194,17 +194,17 @@ def table(report: Report) -> str:
 
 
 def container_header_bytes(ds: LatentDataset) -> int:
-    """Bytes of container headers over all of the dataset's streams."""
+    """Bytes of container headers over all of the dataset's streams (one container per batch)."""
     total = 0
-    for i in range(len(ds)):
-        data = ds.stream_path(i).read_bytes()
+    for first in sorted({b[3] for b in ds.manifest.batches}):
+        data = ds.stream(first)
         total += len(data) - sum(len(s) for s in read_container(data).sections)
     return total
 
 
 def allocated_bytes(caches: tuple[LatentDataset, ...]) -> int:
-    """Filesystem blocks taken by the stream files (a small file still fills a whole block)."""
-    return sum(ds.stream_path(i).stat().st_blocks * 512 for ds in caches for i in range(len(ds)))
+    """Filesystem blocks taken by the shard files."""
+    return sum((ds.cache_dir / name).stat().st_blocks * 512 for ds in caches for name, _ in ds.manifest.shards)
 
 
 def main(argv: list[str] | None = None) -> int:

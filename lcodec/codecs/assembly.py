@@ -288,8 +288,18 @@ class ComposedCodec(Codec):
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, size=None, length: int | None = None) -> torch.Tensor:
         """Latents -> x_hat clamped to the media's range; images cropped to ``size`` (H, W), audio
-        (stereo at the model rate) to ``length`` samples, if given."""
-        return self.transform.crop(self._decode_padded(latents), size if length is None else length)
+        (stereo at the model rate) to ``length`` samples, if given. Image latents may come without
+        their batch dimension (C, h, w), as ``LatentDataset`` serves them: x_hat is then (3, H, W)."""
+        if not isinstance(latents, torch.Tensor):
+            raise InputError(f"expected a latent tensor, got {type(latents).__name__}")
+        single = self.modality == "image" and latents.dim() == 3
+        if single:
+            latents = latents.unsqueeze(0)
+        want = self.transform.latent_channels
+        if self.modality == "image" and (latents.dim() != 4 or latents.shape[1] != want):
+            raise InputError(f"{self.name} latents are (B, {want}, h, w) or ({want}, h, w), got {tuple(latents.shape)}")
+        x_hat = self.transform.crop(self._decode_padded(latents), size if length is None else length)
+        return x_hat[0] if single else x_hat
 
     # ------------------------------------------------------------------ coding
     def compress(self, x: torch.Tensor, sample_rate: int | None = None, *, refine: int = 0,

@@ -1,4 +1,5 @@
 """Datasets for compressed-domain learning: train on codec latents instead of pixels."""
-from lcodec.data.latents import CACHE_VERSION, LatentCacheManifest, LatentCodec, LatentDataset, StaleCacheWarning
+from lcodec.data.latents import (CACHE_VERSION, LatentCacheManifest, LatentCodec, LatentDataset, StaleCacheWarning,
+                                 latent_stats)
 
-__all__ = ["CACHE_VERSION", "LatentCacheManifest", "LatentCodec", "LatentDataset", "StaleCacheWarning"]
+__all__ = ["CACHE_VERSION", "LatentCacheManifest", "LatentCodec", "LatentDataset", "StaleCacheWarning", "latent_stats"]

@@ -1,25 +1,28 @@
-"""Compressed-domain datasets: learn from a codec's integer latents instead of pixels.
+"""Compressed-domain datasets: learn from a codec's latents instead of pixels.
 
 Jacobellis & Yadwadkar, "Learned Compression for Compressed Learning" (2024): a light
-WaLLoC encoder turns an image into a small integer tensor that models can consume
-directly. ``LatentDataset`` stores every item of an image dataset ONCE as a real lcodec
-stream and serves the stream's decoded latents; the synthesis network never runs::
+WaLLoC encoder turns an image into a small tensor that models can consume directly.
+``LatentDataset`` stores every item of an image dataset ONCE as real lcodec streams and
+serves the streams' decoded latents; the synthesis network never runs::
 
-    dataset[i] = (image (1|3, H, W) in [0, 1], label, ...)
-        │  once, on construction
-        └─► codec.compress ─► cache_dir/streams/000042.bin   (+ targets.pt, manifest.json)
-                                   │  every __getitem__
-                                   └─► codec.decompress_latents ─► (latents (C, h, w) float, label, ...)
+    dataset[i] = (image (1|3, H, W) in [0, 1] or uint8, label, ...)
+        │  once, on construction: items of one size in batches of ``batch_size``
+        └─► codec.compress(batch) ─► one container per batch, appended to cache_dir/shard-00000.bin
+                                      (+ targets.pt, manifest.json: the index and a hash per item)
+                                   │  on first access (or ``tensors()``)
+                                   └─► codec.decompress_latents ─► (latents (C, h, w) float32, label, ...)
 
-For ``walloc-rgb``: C = 64, h = ceil(H / 16), w = ceil(W / 16). The cache is tied to
-the codec name, quality and weights hash in its manifest; a cache written by anything
-else is re-encoded with a ``StaleCacheWarning``, never mixed with new streams.
+The cache cannot serve other data: its manifest records the codec name, quality and weights
+hash and a sha256 of every item (image and labels); a dataset that differs in any of them is
+re-encoded with a ``StaleCacheWarning``, never mixed with the old streams or labels.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import operator
+import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lcodec.bitstream.container import atomic_write
-from lcodec.errors import InputError, LcodecError
+from lcodec.errors import InputError, LcodecError, ModelError
 
 __all__ = [
     "CACHE_VERSION",
@@ -38,12 +41,13 @@ __all__ = [
     "LatentCacheManifest",
     "StaleCacheWarning",
     "LatentDataset",
+    "latent_stats",
 ]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _MANIFEST = "manifest.json"
 _TARGETS = "targets.pt"
-_STREAMS = "streams"
+_SHARD_BYTES = 256 << 20  # a new shard file after this many bytes
 _SCALARS = (bool, int, float, str, type(None))
 
 
@@ -52,7 +56,7 @@ class StaleCacheWarning(UserWarning):
 
 
 class LatentCodec(Protocol):
-    """What ``LatentDataset`` needs from a codec (``WallocImageCodec`` provides it)."""
+    """What ``LatentDataset`` needs from a codec (every image codec of the registry provides it)."""
 
     name: str
     quality: int
@@ -65,14 +69,17 @@ class LatentCodec(Protocol):
 
 @dataclass(frozen=True)
 class LatentCacheManifest:
-    """The cache's ``manifest.json``: who wrote the streams and how large each one is."""
+    """The cache's ``manifest.json``: who wrote the streams, where each batch lies, and a content
+    hash of every item (image and labels)."""
 
     codec: str
     quality: int
     weights_hash: str  # hex of codec.weights_hash
     num_items: int
-    item_bytes: tuple[int, ...]  # size of streams/<index>.bin, whole container
+    item_sha256: tuple[str, ...]  # per item: sha256 of its image (as coded) and its label fields
     item_sizes: tuple[tuple[int, int], ...]  # original (H, W) of each item
+    shards: tuple[tuple[str, int], ...]  # (file name, bytes) of each shard
+    batches: tuple[tuple[int, int, int, int, int], ...]  # (shard, offset, bytes, first item, items)
     version: int = CACHE_VERSION
 
     def to_json(self) -> str:
@@ -85,28 +92,37 @@ class LatentCacheManifest:
         """Parse a manifest; raises ``ValueError`` when it is not one this version wrote."""
         try:
             raw = json.loads(text)
+            if int(raw.get("version", 1)) != CACHE_VERSION:
+                raise ValueError(f"cache format version {raw.get('version', 1)}, this lcodec writes {CACHE_VERSION}")
             manifest = cls(
                 codec=str(raw["codec"]),
                 quality=int(raw["quality"]),
                 weights_hash=str(raw["weights_hash"]),
                 num_items=int(raw["num_items"]),
-                item_bytes=tuple(int(b) for b in raw["item_bytes"]),
+                item_sha256=tuple(str(h) for h in raw["item_sha256"]),
                 item_sizes=tuple((int(h), int(w)) for h, w in raw["item_sizes"]),
+                shards=tuple((str(n), int(b)) for n, b in raw["shards"]),
+                batches=tuple(tuple(int(v) for v in b) for b in raw["batches"]),  # type: ignore[misc]
                 version=int(raw["version"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a latent cache manifest ({exc})") from None
-        if not manifest.num_items == len(manifest.item_bytes) == len(manifest.item_sizes):
-            raise ValueError("manifest lists a different number of streams than num_items")
+        if not manifest.num_items == len(manifest.item_sha256) == len(manifest.item_sizes):
+            raise ValueError("manifest lists a different number of items than num_items")
+        covered = [i for _, _, _, first, n in manifest.batches for i in range(first, first + n)]
+        if covered != list(range(manifest.num_items)):
+            raise ValueError("manifest batches do not cover the items in order")
+        if any(not 0 <= s < len(manifest.shards) for s, *_ in manifest.batches):
+            raise ValueError("manifest names a shard it does not list")
         return manifest
 
 
-def _stream_name(index: int) -> str:
-    return f"{index:06d}.bin"
+def _shard_name(index: int) -> str:
+    return f"shard-{index:05d}.bin"
 
 
-def _as_rgb(image: object, index: int) -> torch.Tensor:
-    """Check one item's image and return it as (3, H, W) float (gray repeated to RGB)."""
+def _as_image(image: object, index: int) -> torch.Tensor:
+    """Check one item's image: (1|3, H, W), float in [0, 1] or uint8 (converted)."""
     if not isinstance(image, torch.Tensor):
         raise InputError(
             f"item {index}: expected a tensor image (C, H, W) in [0, 1], got {type(image).__name__}; "
@@ -116,16 +132,45 @@ def _as_rgb(image: object, index: int) -> torch.Tensor:
         raise InputError(f"item {index}: expected an image (C, H, W) with C = 1 or 3, got shape {tuple(image.shape)}")
     if image.shape[1] < 1 or image.shape[2] < 1:
         raise InputError(f"item {index}: empty image of shape {tuple(image.shape)}")
+    if image.dtype == torch.uint8:
+        return image.float() / 255.0
     if not torch.is_floating_point(image):
-        raise InputError(
-            f"item {index}: expected a float image in [0, 1], got {image.dtype}; divide 8-bit images by 255"
-        )
+        raise InputError(f"item {index}: expected a float image in [0, 1] or uint8 pixels, got {image.dtype}")
     if not torch.isfinite(image).all():
         raise InputError(f"item {index}: image contains NaN or infinite values")
     lo, hi = float(image.min()), float(image.max())
     if lo < 0.0 or hi > 1.0:
-        raise InputError(f"item {index}: pixel values must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]")
-    return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+        hint = "; divide 8-bit values by 255" if hi > 2 else ""
+        raise InputError(f"item {index}: pixel values must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]{hint}")
+    return image.float()
+
+
+def _hash_value(h, value: object) -> None:
+    """Feed a canonical byte form of a cached label field (or image) into ``h``."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{type(value).__name__}{len(value)}[".encode())
+        for v in value:
+            _hash_value(h, v)
+        h.update(b"]")
+    elif isinstance(value, dict):
+        h.update(f"dict{len(value)}{{".encode())
+        for k in sorted(value):
+            h.update(repr(k).encode())
+            _hash_value(h, value[k])
+        h.update(b"}")
+    else:
+        h.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def _item_hash(image: torch.Tensor, extras: tuple[object, ...] | None) -> str:
+    h = hashlib.sha256()
+    _hash_value(h, image)
+    _hash_value(h, extras)
+    return h.hexdigest()
 
 
 def _cacheable(value: object, where: str) -> object:
@@ -163,11 +208,16 @@ def _split_item(item: object, index: int) -> tuple[object, tuple[object, ...] | 
 class LatentDataset(Dataset):
     """A map-style dataset of codec latents, cached once as real lcodec streams.
 
-    ``dataset[i]`` must be an image tensor (C, H, W), C = 1 (repeated to RGB) or 3, float
-    in [0, 1], or a tuple ``(image, label, ...)``. ``self[i]`` is then the stream's integer
-    latents as float32 (C', h, w) (``transform`` applied, if given), alone or followed by
-    the item's label fields. Construction encodes the whole dataset unless ``cache_dir``
-    already holds a cache from this codec, quality and weights with as many items.
+    ``dataset[i]`` must be an image tensor (C, H, W), C = 1 (repeated to RGB) or 3, float in
+    [0, 1] or uint8, or a tuple ``(image, label, ...)``. ``self[i]`` is then the stream's latents
+    as float32 (C', h, w) (standardised with the codec's shipped statistics when ``normalize``,
+    then ``transform`` applied, if given), alone or followed by the item's label fields.
+
+    Construction encodes the dataset in batches of up to ``batch_size`` consecutive items of one
+    size (one container per batch), unless ``cache_dir`` already holds a cache of exactly these
+    items (content hashes) from this codec, quality and weights. ``in_memory`` keeps every
+    decoded batch (an epoch after the first decodes nothing); False keeps only the last one
+    (sequential reads stay cheap, memory stays one batch).
     """
 
     def __init__(
@@ -177,18 +227,27 @@ class LatentDataset(Dataset):
         cache_dir: str | Path,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         progress: bool = True,
+        *,
+        normalize: bool = False,
+        batch_size: int = 64,
+        in_memory: bool = True,
     ) -> None:
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise InputError(
                 f"LatentDataset wraps map-style datasets (with __len__ and __getitem__), got {type(dataset).__name__}"
             )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.codec = codec
         self.transform = transform
+        self.batch_size = batch_size
+        self.in_memory = bool(in_memory)
         self.cache_dir = Path(cache_dir)
         if self.cache_dir.exists() and not self.cache_dir.is_dir():
             raise InputError(f"cache_dir {self.cache_dir} exists and is not a folder")
+        self._stats = latent_stats(codec) if normalize else None
         self._encoded_items = 0
-        stale = self._stale_reason(len(dataset))
+        stale = self._stale_reason(dataset, progress)
         if stale is not None:
             if stale:
                 warnings.warn(StaleCacheWarning(f"{self.cache_dir}: {stale}; re-encoding"), stacklevel=2)
@@ -198,62 +257,127 @@ class LatentDataset(Dataset):
         self._targets: list[tuple[object, ...] | None] = torch.load(
             self.cache_dir / _TARGETS, map_location="cpu", weights_only=True
         )
+        self._where = [(b, k) for b, (*_, n) in enumerate(self._manifest.batches) for k in range(n)]
+        self._decoded: dict[int, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ cache
-    def _stale_reason(self, num_items: int) -> str | None:
-        """None if the cache can be reused; otherwise why not ("" for an empty cache_dir)."""
+    def _items(self, dataset: Dataset):
+        """(index, image (3|1, H, W) float, label fields or None, content hash) for every item."""
+        for i in range(len(dataset)):
+            image, extras = _split_item(dataset[i], i)
+            image = _as_image(image, i)
+            yield i, image, extras, _item_hash(image, extras)
+
+    def _stale_reason(self, dataset: Dataset, progress: bool) -> str | None:
+        """None if the cache holds exactly these items; otherwise why not ("" for an empty cache_dir)."""
         path = self.cache_dir / _MANIFEST
         if not path.is_file():
-            streams = self.cache_dir / _STREAMS
-            if streams.is_dir() and any(streams.glob("*.bin")):
-                return "streams without a manifest (an interrupted encoding?)"
+            if self.cache_dir.is_dir() and any(self.cache_dir.glob("shard-*.bin")):
+                return "shards without a manifest (an interrupted encoding?)"
+            if (self.cache_dir / "streams").is_dir():
+                return "a cache of an earlier lcodec version"
             return ""
         try:
             m = LatentCacheManifest.from_json(path.read_text())
         except (OSError, ValueError) as exc:
             return f"unreadable manifest ({exc})"
         loaded = (self.codec.name, self.codec.quality, self.codec.weights_hash.hex())
-        if m.version != CACHE_VERSION:
-            return f"cache format version {m.version}, this lcodec writes {CACHE_VERSION}"
         if (m.codec, m.quality, m.weights_hash) != loaded:
             return (f"streams were written by {m.codec} q{m.quality} weights {m.weights_hash[:12]}, "
                     f"the codec is {loaded[0]} q{loaded[1]} weights {loaded[2][:12]}")
-        if m.num_items != num_items:
-            return f"the cache holds {m.num_items} items, the dataset has {num_items}"
-        streams = self.cache_dir / _STREAMS
-        for i, size in enumerate(m.item_bytes):
-            stream = streams / _stream_name(i)
-            if not stream.is_file() or stream.stat().st_size != size:
-                return f"stream {stream.name} is missing or not the size the manifest records"
+        if m.num_items != len(dataset):
+            return f"the cache holds {m.num_items} items, the dataset has {len(dataset)}"
+        for name, size in m.shards:
+            shard = self.cache_dir / name
+            if not shard.is_file() or shard.stat().st_size != size:
+                return f"shard {name} is missing or not the size the manifest records"
         if not (self.cache_dir / _TARGETS).is_file():
             return f"{_TARGETS} is missing"
+        from tqdm import tqdm
+
+        items = tqdm(self._items(dataset), total=len(dataset), desc="checking the latent cache", unit="item",
+                     disable=not progress, leave=False)
+        differ = [i for i, _, _, h in items if h != m.item_sha256[i]]
+        if differ:
+            return (f"{len(differ)} of {m.num_items} items differ from the cached ones (first: item {differ[0]}; "
+                    "another dataset, or changed images or labels)")
         return None
 
     def _encode(self, dataset: Dataset, progress: bool) -> None:
-        """Compress every item once; the manifest is written last, so a partial cache is never reused."""
+        """Compress every item once, in batches; shards are written under temporary names and the
+        manifest last, so an interrupted build is never reused."""
         from tqdm import tqdm
 
-        streams = self.cache_dir / _STREAMS
-        streams.mkdir(parents=True, exist_ok=True)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
         (self.cache_dir / _MANIFEST).unlink(missing_ok=True)
-        for old in streams.glob("*.bin"):
+        for old in self.cache_dir.glob("shard-*.bin"):
             old.unlink()
-        num_items = len(dataset)
-        item_bytes: list[int] = []
-        item_sizes: list[tuple[int, int]] = []
+        hashes: list[str] = []
+        sizes: list[tuple[int, int]] = []
         targets: list[tuple[object, ...] | None] = []
-        desc = f"encoding with {self.codec.name} q{self.codec.quality}"
-        for i in tqdm(range(num_items), desc=desc, unit="item", disable=not progress):
-            image, extras = _split_item(dataset[i], i)
-            rgb = _as_rgb(image, i)
+        batches: list[tuple[int, int, int, int, int]] = []
+        shards: list[tuple[str, int]] = []
+        partial: list[Path] = []
+        limit = self.batch_size
+        writer = None
+        state = {"shard": -1, "offset": 0}
+
+        def open_shard() -> None:
+            nonlocal writer
+            if writer is not None:
+                writer.close()
+                shards.append((_shard_name(state["shard"]), state["offset"]))
+            state["shard"] += 1
+            state["offset"] = 0
+            partial.append(self.cache_dir / f".{_shard_name(state['shard'])}.partial")
+            writer = open(partial[-1], "wb")
+
+        def flush(images: list[torch.Tensor], first: int) -> None:
+            nonlocal limit
+            x = torch.stack([im.expand(3, -1, -1) for im in images])
             try:
-                data = self.codec.compress(rgb.unsqueeze(0))  # (1, 3, H, W)
+                data = self.codec.compress(x)
+            except InputError as exc:
+                if len(images) > 1 and "batch" in str(exc):  # a codec that codes one image per stream
+                    limit = 1
+                    for k, im in enumerate(images):
+                        flush([im], first + k)
+                    return
+                raise type(exc)(f"items {first}..{first + len(images) - 1}: {exc}") from exc
             except LcodecError as exc:
-                raise type(exc)(f"item {i}: {exc}") from exc
-            atomic_write(streams / _stream_name(i), data, overwrite=True)
-            item_bytes.append(len(data))
-            item_sizes.append((int(rgb.shape[1]), int(rgb.shape[2])))
-            targets.append(extras)
+                raise type(exc)(f"items {first}..{first + len(images) - 1}: {exc}") from exc
+            if writer is None or (state["offset"] and state["offset"] + len(data) > _SHARD_BYTES):
+                open_shard()
+            writer.write(data)
+            batches.append((state["shard"], state["offset"], len(data), first, len(images)))
+            state["offset"] += len(data)
+
+        desc = f"encoding with {self.codec.name} q{self.codec.quality}"
+        pending: list[torch.Tensor] = []
+        try:
+            for i, image, extras, digest in tqdm(self._items(dataset), total=len(dataset), desc=desc, unit="item",
+                                                 disable=not progress):
+                if pending and (len(pending) >= limit or pending[0].shape[-2:] != image.shape[-2:]):
+                    flush(pending, i - len(pending))
+                    pending = []
+                pending.append(image)
+                hashes.append(digest)
+                sizes.append((int(image.shape[1]), int(image.shape[2])))
+                targets.append(extras)
+            if pending:
+                flush(pending, len(hashes) - len(pending))
+            if writer is not None:
+                writer.close()
+                shards.append((_shard_name(state["shard"]), state["offset"]))
+                writer = None
+            for k, tmp in enumerate(partial):
+                os.replace(tmp, self.cache_dir / _shard_name(k))
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            for tmp in partial:
+                tmp.unlink(missing_ok=True)
+            raise
         buffer = io.BytesIO()
         torch.save(targets, buffer)
         atomic_write(self.cache_dir / _TARGETS, buffer.getvalue(), overwrite=True)
@@ -261,9 +385,11 @@ class LatentDataset(Dataset):
             codec=self.codec.name,
             quality=self.codec.quality,
             weights_hash=self.codec.weights_hash.hex(),
-            num_items=num_items,
-            item_bytes=tuple(item_bytes),
-            item_sizes=tuple(item_sizes),
+            num_items=len(hashes),
+            item_sha256=tuple(hashes),
+            item_sizes=tuple(sizes),
+            shards=tuple(shards),
+            batches=tuple(batches),
         )
         atomic_write(self.cache_dir / _MANIFEST, manifest.to_json().encode(), overwrite=True)
 
@@ -278,14 +404,43 @@ class LatentDataset(Dataset):
             raise IndexError(f"index {index} out of range for a LatentDataset of {n} items")
         return i % n
 
-    def stream_path(self, index: int) -> Path:
-        """The cached lcodec stream of item ``index`` (decodable with ``lcodec.decompress``)."""
-        return self.cache_dir / _STREAMS / _stream_name(self._index(index))
+    def stream_location(self, index: int) -> tuple[Path, int, int, int]:
+        """(shard file, byte offset, bytes, position in the batch) of the container holding item
+        ``index``; those bytes decode with ``lcodec.decompress`` to the whole batch."""
+        b, k = self._where[self._index(index)]
+        shard, offset, length, _, _ = self._manifest.batches[b]
+        return self.cache_dir / self._manifest.shards[shard][0], offset, length, k
+
+    def stream(self, index: int) -> bytes:
+        """The container (a complete lcodec stream) that holds item ``index``, with its batch."""
+        path, offset, length, _ = self.stream_location(index)
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
+
+    def _batch(self, b: int) -> torch.Tensor:
+        z = self._decoded.get(b)
+        if z is None:
+            first = self._manifest.batches[b][3]
+            z, _ = self.codec.decompress_latents(self.stream(first))
+            z = z.to(torch.float32)
+            if not self.in_memory:
+                self._decoded.clear()
+            self._decoded[b] = z
+        return z
+
+    def _standardise(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., C, h, w) latents -> (z - mean_c) / std_c with the codec's shipped statistics."""
+        if self._stats is None:
+            return z
+        mean, std = self._stats
+        return (z - mean.view(-1, 1, 1)) / std.view(-1, 1, 1)
 
     def latents(self, index: int) -> torch.Tensor:
-        """Integer latents of item ``index`` as float32 (C, h, w), before ``transform``."""
-        z, _ = self.codec.decompress_latents(self.stream_path(index).read_bytes())  # (1, C, h, w) int32
-        return z[0].to(torch.float32)
+        """Latents of item ``index`` as float32 (C, h, w) (standardised if ``normalize``), before
+        ``transform``."""
+        b, k = self._where[self._index(index)]
+        return self._standardise(self._batch(b)[k])
 
     def __getitem__(self, index: int) -> torch.Tensor | tuple[object, ...]:
         i = self._index(index)
@@ -294,6 +449,19 @@ class LatentDataset(Dataset):
             z = self.transform(z)
         extras = self._targets[i]
         return z if extras is None else (z, *extras)
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """Every item at once: ``(latents (N, C, h, w) float32, *label fields)``, each label field
+        stacked into a tensor where its values are tensors of one shape or numbers (else a list).
+        Needs items of one size; ``transform`` is not applied."""
+        if len(set(self._manifest.item_sizes)) > 1:
+            raise InputError("tensors() needs items of one size; this dataset has "
+                             f"{len(set(self._manifest.item_sizes))} sizes (use ds[i] with a padding collate)")
+        if len(self) == 0:
+            raise InputError("the dataset is empty")
+        z = torch.cat([self._standardise(self._batch(b)) for b in range(len(self._manifest.batches))])
+        fields = [] if self._targets[0] is None else list(zip(*self._targets))
+        return (z, *(_stack_field(f) for f in fields))
 
     # ------------------------------------------------------------------ rate
     @property
@@ -307,8 +475,8 @@ class LatentDataset(Dataset):
 
     @property
     def bytes_on_disk(self) -> int:
-        """Total size of the cached streams (whole containers, headers included)."""
-        return sum(self._manifest.item_bytes)
+        """Total size of the cached containers (headers included)."""
+        return sum(b[2] for b in self._manifest.batches)
 
     @property
     def bits_per_pixel(self) -> float:
@@ -320,3 +488,31 @@ class LatentDataset(Dataset):
     def item_sizes(self) -> Sequence[tuple[int, int]]:
         """Original (H, W) of each item, e.g. for ``codec.decode_latents(z, size)``."""
         return self._manifest.item_sizes
+
+
+def _stack_field(values: tuple[object, ...]) -> object:
+    if all(isinstance(v, torch.Tensor) for v in values) and len({tuple(v.shape) for v in values}) == 1:
+        return torch.stack(list(values))
+    if all(isinstance(v, (bool, int, float)) for v in values):
+        return torch.tensor(values)
+    return list(values)
+
+
+# ------------------------------------------------------------------ shipped latent statistics
+STATS_FILE = Path(__file__).resolve().parents[1] / "weights" / "latent_stats.json"
+
+
+def latent_stats(codec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel mean and standard deviation of ``codec``'s latents on its training images
+    (``lcodec/weights/latent_stats.json``, written by ``python -m lcodec.train.latent_stats``);
+    a codec or weights without shipped statistics raise ``ModelError``."""
+    key = f"{codec.name}/q{codec.quality}"
+    table = json.loads(STATS_FILE.read_text()) if STATS_FILE.is_file() else {}
+    entry = table.get(key)
+    if entry is None:
+        raise ModelError(f"no shipped latent statistics for {key}; normalize=False, or compute them with "
+                         f"`python -m lcodec.train.latent_stats --codec {codec.name}`")
+    if entry["weights_hash"] != codec.weights_hash.hex():
+        raise ModelError(f"the shipped latent statistics of {key} belong to other weights "
+                         f"({entry['weights_hash'][:12]}, loaded {codec.weights_hash.hex()[:12]})")
+    return torch.tensor(entry["mean"], dtype=torch.float32), torch.tensor(entry["std"], dtype=torch.float32)

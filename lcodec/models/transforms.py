@@ -37,6 +37,7 @@ __all__ = ["ImageTransform", "packet_least_side", "WallocImageTransform", "Wallo
 
 MAX_IMAGE_PIXELS = 2**26  # 64 Mpixel per image: decoding needs a few GB of RAM beyond this
 MAX_BATCH = 256  # items per stream
+RANGE_SLACK = 1e-3  # float images may overshoot [0, 1] by rounding (resampling, colour conversion) this much
 MODEL_RATE = 48_000
 MAX_AUDIO_SAMPLES = 2**26  # per channel, at the model rate: about 23 minutes at 48 kHz
 MIN_RATE, MAX_RATE = 1_000, 768_000
@@ -114,20 +115,30 @@ class ImageTransform:
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
 
     def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """An image batch (B, C, H, W) or one image (C, H, W), float in [0, 1] or uint8; grayscale
+        (C = 1) is expanded to RGB. Values outside [0, 1] (beyond float rounding) are refused."""
         if not isinstance(x, torch.Tensor):
             raise InputError(f"expected a torch.Tensor image, got {type(x).__name__}")
         if x.dim() == 3:
             x = x.unsqueeze(0)
+        if x.dim() == 4 and x.shape[1] == 1 and self.in_channels == 3:
+            x = x.expand(-1, 3, -1, -1)  # grayscale: the same picture in R, G and B
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise InputError(f"expected an image tensor (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         if x.shape[-1] < 1 or x.shape[-2] < 1 or x.shape[0] < 1:
             raise InputError(f"empty image tensor {tuple(x.shape)}")
         if x.shape[-1] * x.shape[-2] > MAX_IMAGE_PIXELS:
             raise InputError(f"image of {x.shape[-2]}x{x.shape[-1]} exceeds the {MAX_IMAGE_PIXELS}-pixel limit")
+        if x.dtype == torch.uint8:
+            return x.float() / 255.0  # 8-bit pixels
         if not torch.is_floating_point(x):
-            raise InputError(f"expected a float image in [0, 1], got dtype {x.dtype}")
+            raise InputError(f"expected a float image in [0, 1] or uint8 pixels, got dtype {x.dtype}")
         if not torch.isfinite(x).all():
             raise InputError("image contains NaN or infinite values")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
+            hint = "; divide 8-bit values by 255" if hi > 2 else ""
+            raise InputError(f"float image values must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]{hint}")
         return x
 
     def geometry(self, x: torch.Tensor) -> Geometry:

@@ -69,11 +69,13 @@ def test_batch_composition_does_not_change_symbols(codec, photo):
 
 def test_bad_inputs_are_clear_errors(codec, photo):
     with pytest.raises(InputError, match="expected an image tensor"):
-        codec.compress(photo[:, :1])
+        codec.compress(photo[:, :2])  # gray (1 channel) is expanded to RGB; 2 channels are not an image
     with pytest.raises(InputError, match="NaN"):
         codec.compress(torch.full((1, 3, 8, 8), float("nan")))
     with pytest.raises(InputError, match="float"):
-        codec.compress(torch.zeros((1, 3, 8, 8), dtype=torch.uint8))
+        codec.compress(torch.zeros((1, 3, 8, 8), dtype=torch.int32))
+    with pytest.raises(InputError, match=r"\[0, 1\].*255"):
+        codec.compress(photo * 255)
     with pytest.raises(ModelError, match="quality"):
         lcodec.load("walloc-rgb", quality=99)
     with pytest.raises(ModelError, match="unknown codec"):
