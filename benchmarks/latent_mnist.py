@@ -75,9 +75,9 @@ def scores(x, y, xt, yt, seeds: int) -> dict[str, object]:
             "epoch_seconds": round(float(np.mean([e for _, e in runs])), 3)}
 
 
-def loader_rate(ds, workers: int, limit: int = 4000) -> float:
+def loader_rate(ds, workers: int, limit: int = 4000, shuffle: bool = True) -> float:
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(min(limit, len(ds)))), batch_size=128,
-                                         num_workers=workers, shuffle=True)
+                                         num_workers=workers, shuffle=shuffle)
     t0 = time.perf_counter()
     n = sum(b[0].shape[0] for b in loader)
     return n / (time.perf_counter() - t0)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     print("pixels", out["pixels"], flush=True)
     # loader throughput for pixels: from a uint8 tensor and from PNG files
     tensor_ds = torch.utils.data.TensorDataset(train.x, train.y)
-    rates = {"pixels uint8 tensor, 0 workers": loader_rate(tensor_ds, 0)}
+    rates = {"pixels uint8 tensor, shuffled, 0 workers": loader_rate(tensor_ds, 0)}
     with tempfile.TemporaryDirectory() as tmp:
         from PIL import Image
 
@@ -121,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
                 return len(files)
 
             def __getitem__(self, i):
-                return torch.from_numpy(np.asarray(Image.open(files[i]))).float().div(255)[None], int(train.y[i])
+                return torch.from_numpy(np.array(Image.open(files[i]))).float().div(255)[None], int(train.y[i])
 
-        rates["pixels from PNG, 0 workers"] = loader_rate(Pngs(), 0)
-        rates["pixels from PNG, 2 workers"] = loader_rate(Pngs(), 2)
+        rates["pixels from PNG, shuffled, 0 workers"] = loader_rate(Pngs(), 0)
+        rates["pixels from PNG, shuffled, 2 workers"] = loader_rate(Pngs(), 2)
     out["loader_items_per_second"] = {k: round(v) for k, v in rates.items()}
     cache_root = Path(args.cache or tempfile.mkdtemp(prefix="latent-mnist-"))
     for name in args.codec or codecs_with_latents():
@@ -157,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             "bytes_on_disk": ds.bytes_on_disk + ds_test.bytes_on_disk,
             "bytes_per_digit": round((ds.bytes_on_disk + ds_test.bytes_on_disk) / 10000, 1),
             "tensors_seconds": round(t_tensors, 2),
-            "loader_items_per_second": {"in memory, 0 workers": round(loader_rate(ds, 0)),
-                                        "one batch held, 0 workers": round(loader_rate(lean, 0)),
-                                        "one batch held, 2 workers": round(loader_rate(lean, 2))},
+            "loader_items_per_second": {"in memory, shuffled, 0 workers": round(loader_rate(ds, 0)),
+                                        "in memory, shuffled, 2 workers": round(loader_rate(ds, 2)),
+                                        "one batch held, in order, 0 workers": round(loader_rate(lean, 0, shuffle=False)),
+                                        "one batch held, in order, 2 workers": round(loader_rate(lean, 2, shuffle=False))},
             "latents": scores(*global_standard(z, zt)[:1], y, global_standard(z, zt)[1], yt, args.seeds),
             "latents_normalized": scores(zn, y, znt, yt, args.seeds),
             "reconstructions": scores(*global_standard(rec.mean(1), rect.mean(1))[:1], y,

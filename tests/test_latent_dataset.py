@@ -265,3 +265,26 @@ def test_codec_entry_points_share_one_input_contract(crops, codec, tmp_path):
             entry(image[None] * 255)
         with pytest.raises(InputError, match=r"\[0, 1\]"):
             entry(image[None] - 0.5)
+
+
+def test_variable_sizes_pad_collate_buckets_and_crops(crops, codec, tmp_path):
+    from lcodec.data import SizeBuckets, latent_crop, pad_collate
+
+    items = [crops[0], crops[1], crops[0], crops[3]]
+    ds = build(ListDataset(items), codec, tmp_path)
+    z, mask, labels, names = pad_collate([ds[i] for i in range(4)])
+    shapes = [ds[i][0].shape for i in range(4)]
+    assert z.shape == (4, 64, max(s[1] for s in shapes), max(s[2] for s in shapes))
+    for i, s in enumerate(shapes):
+        assert torch.equal(z[i, :, : s[1], : s[2]], ds[i][0]) and z[i, :, s[1]:].abs().sum() == 0
+        assert mask[i].sum() == s[1] * s[2] and mask[i, : s[1], : s[2]].all()
+    assert labels.tolist() == [0, 1, 0, 3] and list(names) == ["crop0", "crop1", "crop0", "crop3"]
+    sampler = SizeBuckets(ds.item_sizes, batch_size=2, seed=1)
+    batches = list(sampler)
+    assert sorted(sorted(b) for b in batches) == [[0, 2], [1], [3]] and len(sampler) == 3
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler)
+    assert sorted(b[0].shape[0] for b in loader) == [1, 1, 2]
+    c = latent_crop(ds[0][0], 1, 1, 2, 2)
+    assert torch.equal(c, ds[0][0][:, 1:3, 1:3])
+    with pytest.raises(InputError, match="outside"):
+        latent_crop(ds[0][0], 0, 0, 99, 1)
