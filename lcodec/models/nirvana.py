@@ -112,8 +112,9 @@ class NirvanaNet(nn.Module):
         """Multiply-accumulates per output pixel (all G frames' pixels counted)."""
         c, p = self.cfg, self.cfg.patch
         siren = (2 * c.width + c.width * c.width + c.width * c.feat * (p // 2) ** 2) / (p * p)
-        head = (c.feat * 9 * 4 * c.head * c.group) / 4 + c.head * 9 * 3  # first conv at half resolution
-        return siren / c.group + head / c.group
+        # first conv at half resolution (4 output pixels per position), second at full resolution
+        head = (c.feat * 9 * 4 * c.head * c.group) / 4 + c.group * c.head * 9 * 3
+        return (siren + head) / c.group
 
     def forward(self, size: tuple[int, int]) -> torch.Tensor:
         """(G, 3, H, W) frames of a padded size (multiples of the patch side), float32."""

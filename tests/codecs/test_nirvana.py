@@ -226,3 +226,14 @@ def test_cli_fits_with_the_budget_flags_and_info_lists_the_groups(tmp_path, caps
     finally:
         mp.undo()
     assert not (tmp_path / "e.bin").exists() and not list(tmp_path.glob("e.bin*"))
+
+
+def test_decoder_cost_matches_a_flop_count():
+    """macs_per_pixel against torch's own count of the network's multiply-adds (flops / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = NirvanaNet(NirvanaConfig())
+    h, w = 48, 64
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net((h, w))
+    assert counter.get_total_flops() / 2 / (net.cfg.group * h * w) == pytest.approx(net.macs_per_pixel(h, w), rel=1e-6)
