@@ -31,17 +31,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from fractions import Fraction
 from typing import Iterable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lcodec.bitstream.coder import CODER_ID, CODER_VERSION
 from lcodec.bitstream.container import Container, Geometry, read_container, write_container
 from lcodec.codecs.base import Codec
+from lcodec.codecs.fitting import StepBudget, cosine_scale
+from lcodec.codecs.video import frame_span, video_frames
 from lcodec.entropy.weights import WeightPrior, decode_integer_tensors, encode_integer_tensors
 from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.nirvana import NirvanaConfig, NirvanaNet
@@ -166,14 +166,14 @@ class NirvanaCodec(Codec):
         base = [g["lr"] for g in groups]
         opt = torch.optim.Adam(groups)
         pixels = n * h * w
-        t0, total, i = time.perf_counter(), int(steps), 0
+        budget = StepBudget(steps, seconds, bar)
         mse = bits = torch.zeros(())
         with torch.random.fork_rng():  # the rate estimate's noise: seeded, the caller's generator untouched
             torch.manual_seed(seed)
             net.train()
             try:
-                while i < total:
-                    scale = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / total))
+                while budget.running:
+                    scale = cosine_scale(budget.i, budget.total)
                     for g, lr in zip(opt.param_groups, base):
                         g["lr"] = lr * scale
                     x_hat = net((ph, pw))[:n, :, :h, :w]
@@ -184,20 +184,12 @@ class NirvanaCodec(Codec):
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    i += 1
-                    if i == 5 and seconds is not None:
-                        per = (time.perf_counter() - t0) / 5
-                        total = max(6, min(total, int(seconds / per)))
-                        if bar is not None:
-                            bar.total = total
-                    if bar is not None:
-                        bar.update(1)
-                        if i % 10 == 0 or i == total:
-                            bar.set_postfix(psnr=f"{_psnr(mse.item()):.2f}", kbit=f"{bits.item() / 1000:.1f}")
+                    budget.tick()
+                    if budget.report():
+                        bar.set_postfix(psnr=f"{_psnr(mse.item()):.2f}", kbit=f"{bits.item() / 1000:.1f}")
             finally:
                 net.eval()
-        return {"steps": float(i), "seconds": time.perf_counter() - t0, "psnr": _psnr(mse.item()),
-                "bits": bits.item()}
+        return {"steps": float(budget.i), "seconds": budget.elapsed, "psnr": _psnr(mse.item()), "bits": bits.item()}
 
     # ------------------------------------------------------------------ coding
     def _check_frame(self, frame: torch.Tensor, t: int, size: tuple[int, int] | None) -> torch.Tensor:
@@ -232,15 +224,8 @@ class NirvanaCodec(Codec):
     def compress(self, x: torch.Tensor, fps: float = 25.0, gop: int = DEFAULT_GOP, progress: bool = False,
                  **budget) -> bytes:
         """(1, 3, T, H, W) or (3, T, H, W) float video in [0, 1] -> a complete lcodec container."""
-        if not isinstance(x, torch.Tensor):
-            raise InputError(f"expected a torch.Tensor video, got {type(x).__name__}")
-        if x.dim() == 5:
-            if x.shape[0] != 1:
-                raise InputError(f"{self.name} codes one video at a time, got a batch of {x.shape[0]}")
-            x = x[0]
-        if x.dim() != 4 or x.shape[0] != 3:
-            raise InputError(f"expected a video tensor (1, 3, T, H, W), got {tuple(x.shape)}")
-        return self.compress_frames(x.unbind(1), fps=fps, gop=gop, progress=progress, total=x.shape[1], **budget)
+        frames = video_frames(x, self.name)
+        return self.compress_frames(frames, fps=fps, gop=gop, progress=progress, total=len(frames), **budget)
 
     def compress_frames(self, frames: Iterable[torch.Tensor], fps: float = 25.0, gop: int = DEFAULT_GOP,
                         progress: bool = False, total: int | None = None, *, steps: int | None = None,
@@ -329,10 +314,7 @@ class NirvanaCodec(Codec):
         return c, index
 
     def frame_range(self, frames: int, span: tuple[int, int] | None) -> tuple[int, int]:
-        a, b = (0, frames) if span is None else span
-        if not 0 <= a < b <= frames:
-            raise InputError(f"frames {a}:{b} outside the stream's 0:{frames}")
-        return a, b
+        return frame_span(frames, span)
 
     def iter_integers(self, data: bytes, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, list[torch.Tensor]]]:
         """(group, its integer weights) for groups ``start`` .. ``stop`` - 1, decoding from the last

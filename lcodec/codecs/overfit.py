@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from lcodec.bitstream.coder import CODER_ID, CODER_VERSION
 from lcodec.bitstream.container import Container, Geometry, read_container, write_container
 from lcodec.bitstream.tables import CodingTables
 from lcodec.codecs.base import Codec
+from lcodec.codecs.fitting import StepBudget, cosine_scale
 from lcodec.entropy.arm import ArmConfig, ArmEntropyModel, arm_scales, decode_integer_params, encode_integer_params
 from lcodec.entropy.integer_net import IntegerConv
 from lcodec.entropy.model import ste_round
@@ -145,13 +145,13 @@ class OverfitCodec(Codec):
             from tqdm import tqdm
 
             bar = tqdm(total=steps, desc=f"{self.name} q{self.quality} fit", unit="step", leave=False)
-        t0, total, i = time.perf_counter(), int(steps), 0
-        stats = {"psnr": 0.0, "bpp": 0.0}
+        budget = StepBudget(steps, seconds, bar)
         try:
-            while i < total:
+            while budget.running:
+                i, total = budget.i, budget.total
                 noisy = i < NOISE_FRACTION * total
                 for group in opt.param_groups:
-                    group["lr"] = LR * group["scale"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / total)))
+                    group["lr"] = LR * group["scale"] * cosine_scale(i, total)
                 grids = []
                 for g in self.transform.latents:
                     if noisy:
@@ -167,26 +167,18 @@ class OverfitCodec(Codec):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                i += 1
-                if i == 5 and seconds is not None:
-                    per = (time.perf_counter() - t0) / 5
-                    total = max(6, min(total, int(seconds / per)))
-                    if bar is not None:
-                        bar.total = total
-                if log is not None and i % 50 == 0:
-                    log({"steps": i, "psnr": -10 * math.log10(max(mse.item(), 1e-12)), "bpp": bpp.item(),
+                budget.tick()
+                if log is not None and budget.i % 50 == 0:
+                    log({"steps": budget.i, "psnr": -10 * math.log10(max(mse.item(), 1e-12)), "bpp": bpp.item(),
                          "loss": loss.item()})
-                if bar is not None:
-                    bar.update(1)
-                    if i % 10 == 0 or i == total:
-                        stats = {"psnr": -10 * math.log10(max(mse.item(), 1e-12)), "bpp": bpp.item()}
-                        bar.set_postfix(psnr=f"{stats['psnr']:.2f}", bpp=f"{stats['bpp']:.4f}")
+                if budget.report():
+                    bar.set_postfix(psnr=f"{-10 * math.log10(max(mse.item(), 1e-12)):.2f}", bpp=f"{bpp.item():.4f}")
         finally:
             if bar is not None:
                 bar.close()
         self.eval()
         stats = {"psnr": -10 * math.log10(max(mse.item(), 1e-12)), "bpp": bpp.item()}
-        return {"steps": float(i), "seconds": time.perf_counter() - t0, **stats}
+        return {"steps": float(budget.i), "seconds": budget.elapsed, **stats}
 
     # ------------------------------------------------------------------ coding
     def _check_image(self, x: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ from lcodec.entropy.temporal import FrameState, TemporalConfig, TemporalHyperpri
 from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.registry import CodecSpec, register_codec
 
-__all__ = ["VideoCodec", "VIDEO_TEMPORAL", "DEFAULT_GOP", "FrameIndex", "video_codec", "walloc_video"]
+__all__ = ["VideoCodec", "VIDEO_TEMPORAL", "DEFAULT_GOP", "FrameIndex", "frame_span", "video_codec", "video_frames", "walloc_video"]
 
 DEFAULT_GOP = 32
 MAX_FRAMES = 2**24
@@ -49,6 +49,28 @@ INTRA, PREDICTED = 0, 1
 _INDEX_VERSION = 1
 VIDEO_TEMPORAL = TemporalConfig()
 TEMPORAL_PREFIX = "temporal."
+
+
+def video_frames(x: torch.Tensor, name: str) -> tuple[torch.Tensor, ...]:
+    """A video tensor (1, 3, T, H, W) or (3, T, H, W) -> its frames (3, H, W); anything else is an
+    ``InputError`` naming the codec."""
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"expected a torch.Tensor video, got {type(x).__name__}")
+    if x.dim() == 5:
+        if x.shape[0] != 1:
+            raise InputError(f"{name} codes one video at a time, got a batch of {x.shape[0]}")
+        x = x[0]
+    if x.dim() != 4 or x.shape[0] != 3:
+        raise InputError(f"expected a video tensor (1, 3, T, H, W), got {tuple(x.shape)}")
+    return x.unbind(1)
+
+
+def frame_span(frames: int, span: tuple[int, int] | None) -> tuple[int, int]:
+    """Frames a .. b - 1 of a stream of ``frames`` (``span`` None: all), checked."""
+    a, b = (0, frames) if span is None else span
+    if not 0 <= a < b <= frames:
+        raise InputError(f"frames {a}:{b} outside the stream's 0:{frames}")
+    return a, b
 
 
 class FrameIndex:
@@ -159,15 +181,8 @@ class VideoCodec(Codec):
     # ------------------------------------------------------------------ coding
     def compress(self, x: torch.Tensor, fps: float = 25.0, gop: int = DEFAULT_GOP, progress: bool = False) -> bytes:
         """(1, 3, T, H, W) or (3, T, H, W) float video in [0, 1] -> a complete lcodec container."""
-        if not isinstance(x, torch.Tensor):
-            raise InputError(f"expected a torch.Tensor video, got {type(x).__name__}")
-        if x.dim() == 5:
-            if x.shape[0] != 1:
-                raise InputError(f"{self.name} codes one video at a time, got a batch of {x.shape[0]}")
-            x = x[0]
-        if x.dim() != 4 or x.shape[0] != 3:
-            raise InputError(f"expected a video tensor (1, 3, T, H, W), got {tuple(x.shape)}")
-        return self.compress_frames(x.unbind(1), fps=fps, gop=gop, progress=progress, total=x.shape[1])
+        frames = video_frames(x, self.name)
+        return self.compress_frames(frames, fps=fps, gop=gop, progress=progress, total=len(frames))
 
     @torch.no_grad()
     def compress_frames(self, frames: Iterable[torch.Tensor], fps: float = 25.0, gop: int = DEFAULT_GOP,
@@ -227,10 +242,7 @@ class VideoCodec(Codec):
         return c, index
 
     def frame_range(self, frames: int, span: tuple[int, int] | None) -> tuple[int, int]:
-        a, b = (0, frames) if span is None else span
-        if not 0 <= a < b <= frames:
-            raise InputError(f"frames {a}:{b} outside the stream's 0:{frames}")
-        return a, b
+        return frame_span(frames, span)
 
     def _states(self, c: Container, index: FrameIndex, start: int, stop: int) -> Iterator[tuple[int, int, FrameState]]:
         """Decode frames ``start`` (an intra frame) .. ``stop`` - 1: (t, kind, state) one at a time."""
