@@ -2,6 +2,7 @@
 import copy
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,6 +187,11 @@ def test_normalize_uses_the_codecs_shipped_statistics(crops, codec, tmp_path):
 
     mean, std = latent_stats(codec)
     assert mean.shape == std.shape == (64,) and (std > 0).all()
+    # one scale for every channel: the RMS of the shipped per-channel deviations
+    shipped = json.loads((Path(lcodec.__file__).parent / "weights" / "latent_stats.json").read_text())
+    per_channel = torch.tensor(shipped[f"walloc-rgb/q{codec.quality}"]["std"], dtype=torch.float64)
+    assert torch.allclose(std, torch.full((64,), float(per_channel.pow(2).mean().sqrt())))
+    assert torch.equal(mean, torch.tensor(shipped[f"walloc-rgb/q{codec.quality}"]["mean"]))
     plain = build(ListDataset(crops), codec, tmp_path)
     norm = build(ListDataset(crops), codec, tmp_path, normalize=True)
     assert norm.encoded_items == 0  # the same cache: normalisation happens on reading
