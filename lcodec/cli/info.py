@@ -84,7 +84,7 @@ def _video(c, total: int) -> dict[str, object]:
         group = int.from_bytes(c.sections[0][4:8], "little")
         index = GroupIndex.from_bytes(c.sections[0], frames, group)
         d["group"] = index.group
-        d["gop"] = index.gop
+        d["gop"] = index.gop if index.gop < frames else None  # None: one key group, the first
         d["key_groups"] = sum(k == KEY for k in index.kinds)
         d["bits_per_group"] = [8 * n for n in index.lengths]
     return d
