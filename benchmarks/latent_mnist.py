@@ -9,7 +9,8 @@ raw column shows the representation without per-channel scaling.
 
     python benchmarks/latent_mnist.py [--out docs/results/latent_mnist] [--codec NAME ...] [--seeds 3]
 
-Writes OUT/results.json and OUT/results.md; timings on this machine's threads.
+Writes OUT/results.json and OUT/results.md (codecs measured in an earlier run into the same OUT are
+kept); timings on this machine's threads.
 """
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def loader_rate(ds, workers: int, limit: int = 4000, shuffle: bool = True) -> fl
 
 def main(argv: list[str] | None = None) -> int:
     import lcodec
-    from lcodec.data import LatentDataset
+    from lcodec.data import LatentDataset, latent_stats
     from lcodec.eval.tasks.mnist import load_mnist
     from lcodec.registry import get_spec
     from lcodec.train.latent_stats import codecs_with_latents
@@ -100,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     train, test = Digits(mnist.images, mnist.labels, TRAIN), Digits(mnist.images, mnist.labels, TEST)
     x = train.x.float() / 255
     xt = test.x.float() / 255
-    out: dict[str, object] = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+    previous = json.loads((args.out / "results.json").read_text()) if (args.out / "results.json").is_file() else {}
+    out: dict[str, object] = {k: v for k, v in previous.items() if isinstance(v, dict) and "latents" in v}
+    out |= {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
                               "split": "MNIST t10k 0-8999 train, 9000-9999 test", "seeds": args.seeds}
     out["pixels"] = scores(*global_standard(x, xt)[:1], train.y, global_standard(x, xt)[1], test.y, args.seeds)
     print("pixels", out["pixels"], flush=True)
@@ -143,9 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         t_tensors = time.perf_counter() - t0
         zt, yt = ds_test.tensors()
         assert torch.equal(z, batched.float()), "the cache must serve exactly the batched encoder's latents"
-        norm = LatentDataset(train, codec, cache_root / name / "train", progress=False, normalize=True)
-        zn, _ = norm.tensors()
-        znt, _ = LatentDataset(test, codec, cache_root / name / "test", progress=False, normalize=True).tensors()
+        mean, scale = latent_stats(codec)  # what normalize=True applies on reading (tests/test_latent_dataset.py)
+        zn, znt = ((t - mean.view(1, -1, 1, 1)) / scale.view(1, -1, 1, 1) for t in (z, zt))
         with torch.no_grad():
             rec = torch.cat([codec.decode_latents(z[i : i + 256], size=(28, 28)) for i in range(0, len(z), 256)])
             rect = torch.cat([codec.decode_latents(zt[i : i + 256], size=(28, 28)) for i in range(0, len(zt), 256)])
@@ -159,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             "tensors_seconds": round(t_tensors, 2),
             "loader_items_per_second": {"in memory, shuffled, 0 workers": round(loader_rate(ds, 0)),
                                         "in memory, shuffled, 2 workers": round(loader_rate(ds, 2)),
-                                        "one batch held, in order, 0 workers": round(loader_rate(lean, 0, shuffle=False)),
-                                        "one batch held, in order, 2 workers": round(loader_rate(lean, 2, shuffle=False))},
+                                        "one batch held, in order, 0 workers": round(loader_rate(lean, 0, 1024, False)),
+                                        "one batch held, in order, 2 workers": round(loader_rate(lean, 2, 1024, False))},
             "latents": scores(*global_standard(z, zt)[:1], y, global_standard(z, zt)[1], yt, args.seeds),
             "latents_normalized": scores(zn, y, znt, yt, args.seeds),
             "reconstructions": scores(*global_standard(rec.mean(1), rect.mean(1))[:1], y,
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
              "| codec (default q) | latent shape | latents | latents, normalize=True | reconstructions | "
              "normalized - pixels | build s (x batched encode_latents) | bytes/digit |",
              "|---|---|---|---|---|---|---|---|"]
-    for name in args.codec or codecs_with_latents():
+    shown = [n for n in codecs_with_latents() if n in out]
+    for name in shown:
         r = out[name]
         f = lambda k: f"{r[k]['accuracy_mean']:.4f} +- {r[k]['accuracy_std']:.4f}"  # noqa: E731
         lines.append(f"| {name} q{r['quality']} | {'x'.join(map(str, r['latent_shape']))} | {f('latents')} | "
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['build_seconds']:.1f} ({r['build_over_batched']:.1f}x) | {r['bytes_per_digit']} |")
     lines += ["", "Loader throughput (items/s, batch 128): " + ", ".join(f"{k}: {v}" for k, v in
                                                                       out["loader_items_per_second"].items())]
-    for name in args.codec or codecs_with_latents():
+    for name in shown:
         lines.append(f"- {name}: " + ", ".join(f"{k}: {v}" for k, v in out[name]["loader_items_per_second"].items()))
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -56,7 +56,12 @@ class PixelTransform(ImageTransform, nn.Module):
         return f"{self.cfg.height}x{self.cfg.width} {kind}"
 
     def check_input(self, x: torch.Tensor) -> torch.Tensor:
-        x = super().check_input(x)
+        try:
+            x = super().check_input(x)
+        except InputError as exc:
+            if "[0, 1]" not in str(exc):
+                raise
+            raise InputError(f"lossless coding needs 8-bit images: values k/255 for integers k in 0..255; {exc}") from None
         if tuple(x.shape[-2:]) != (self.cfg.height, self.cfg.width):
             raise InputError(f"this codec codes {self._size()} images, got {x.shape[-2]}x{x.shape[-1]}")
         scaled = x.double() * 255.0
