@@ -31,26 +31,17 @@ def prepare(data: Path, folder: Path) -> Path:
     from lcodec.io.video import iter_video, y4m_writer
 
     folder.mkdir(parents=True, exist_ok=True)
-    bus = folder / "bus_cif_352x288_17f.y4m"
-    if not bus.exists():
-        bus.symlink_to((data / "bus_cif_352x288_17f.y4m").resolve())
-    basket = folder / "BasketballPass_416x240_100f.y4m"
-    if not basket.exists():
-        with open(basket, "wb") as f:
-            y4m_writer(iter_video(data / "BasketballPass_416x240_100f_png"), 50.0)(f)
-    # the half of BasketballPass walloc-video's temporal prior was not fitted on (frames 51-100)
-    foreman = folder / "foreman_qcif_176x144_10f.y4m"
-    if not foreman.exists():
-        foreman.symlink_to((data / "foreman_qcif_176x144_10f.y4m").resolve())
-    # the first 12 frames: short enough for the codecs fitted per video (nirvana-video)
-    short = folder / "BasketballPass_416x240_12f.y4m"
-    if not short.exists():
-        with open(short, "wb") as f:
-            y4m_writer(itertools.islice(iter_video(data / "BasketballPass_416x240_100f_png"), 0, 12), 50.0)(f)
-    second = folder / "BasketballPass_416x240_f51-100.y4m"
-    if not second.exists():
-        with open(second, "wb") as f:
-            y4m_writer(itertools.islice(iter_video(data / "BasketballPass_416x240_100f_png"), 50, 100), 50.0)(f)
+    for name in ("bus_cif_352x288_17f.y4m", "foreman_qcif_176x144_10f.y4m"):
+        if not (folder / name).exists():
+            (folder / name).symlink_to((data / name).resolve())
+    frames = data / "BasketballPass_416x240_100f_png"
+    # all 100 frames; the first 12 (short enough for the codecs fitted per video, nirvana-video); the
+    # half of BasketballPass walloc-video's temporal prior was not fitted on (frames 51-100)
+    for name, start, stop in (("BasketballPass_416x240_100f.y4m", 0, 100), ("BasketballPass_416x240_12f.y4m", 0, 12),
+                              ("BasketballPass_416x240_f51-100.y4m", 50, 100)):
+        if not (folder / name).exists():
+            with open(folder / name, "wb") as f:
+                y4m_writer(itertools.islice(iter_video(frames), start, stop), 50.0)(f)
     return folder
 
 

@@ -316,10 +316,11 @@ class NirvanaCodec(Codec):
     def frame_range(self, frames: int, span: tuple[int, int] | None) -> tuple[int, int]:
         return frame_span(frames, span)
 
-    def iter_integers(self, data: bytes, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, list[torch.Tensor]]]:
+    def iter_integers(self, data: bytes, start: int = 0, stop: int | None = None,
+                      parsed: tuple[Container, GroupIndex] | None = None) -> Iterator[tuple[int, list[torch.Tensor]]]:
         """(group, its integer weights) for groups ``start`` .. ``stop`` - 1, decoding from the last
-        key group at or before ``start``."""
-        c, index = self.parse(data)
+        key group at or before ``start``; ``parsed``: ``parse(data)`` already done by the caller."""
+        c, index = parsed or self.parse(data)
         stop = len(index.kinds) if stop is None else stop
         first = max(g for g in range(start + 1) if index.kinds[g] == KEY)
         offsets, payload, shapes = index.offsets(), c.sections[2], self.net.shapes()
@@ -340,7 +341,7 @@ class NirvanaCodec(Codec):
         a, b = self.frame_range(t_all, frames)
         steps = np.frombuffer(c.sections[1], dtype="<f4").astype(np.float64).tolist()
         size = self.padded(h, w)
-        for g, ints in self.iter_integers(data, a // self.group, -(-b // self.group)):
+        for g, ints in self.iter_integers(data, a // self.group, -(-b // self.group), parsed=(c, index)):
             for t, n, s in zip(self.net.tensors, ints, steps):
                 t.set_integers(n, s)
             out = self.net(size)[:, :, :h, :w].clamp(0, 1)
