@@ -40,10 +40,10 @@ def _stored_qualities(state: dict) -> list[int]:
 
 
 def weights_path(name: str, quality: int | None = None) -> Path:
+    """Where ``name`` at ``quality`` keeps its weights: the shipped file, or for a rate that is not
+    shipped the file ``codec train NAME-qN --export`` would write there (``NAME-qN.pt``)."""
     spec, quality = _resolve(name, quality)
-    if quality not in spec.weights:
-        raise ModelError(f"{spec.name} q{quality} has no shipped weights ({spec.description})")
-    return WEIGHTS_DIR / spec.weights[quality]
+    return WEIGHTS_DIR / spec.weights.get(quality, f"{spec.name}-q{quality}.pt")
 
 
 def with_base(state: dict, path: Path) -> dict:
@@ -74,6 +74,9 @@ def load(name: str, quality: int | None = None, device: str | torch.device = "cp
     """
     spec, quality = _resolve(name, quality)
     path = weights_path(spec.name, quality)
+    if not path.exists() and quality not in spec.weights:
+        raise ModelError(f"{spec.name} q{quality} has no shipped weights ({spec.description}); train them with "
+                         f"`codec train {spec.name}-q{quality} --export {path}`")
     if not path.exists():
         raise ModelError(
             f"weights for {spec.name} q{quality} are missing ({path}); "

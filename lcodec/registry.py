@@ -36,6 +36,11 @@ class CodecSpec:
     weights_sha256: dict[int, str] = field(default_factory=dict)  # quality -> sha256 (filled from the manifest)
     sample_rate: int = 0  # audio codecs: the rate the model runs at (input is resampled to it)
 
+    @property
+    def shipped_qualities(self) -> tuple[int, ...]:
+        """The rates whose weights ship in the package (the others are recipe-only)."""
+        return tuple(q for q in self.qualities if q in self.weights)
+
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["qualities"] = list(self.qualities)

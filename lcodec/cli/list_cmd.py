@@ -30,7 +30,9 @@ def main(args: argparse.Namespace) -> int:
     rows = [("name", "modality", "qualities", "weights", "entropy model")]
     for s in specs:
         qs = ",".join(map(str, s.qualities)) + f" (default {s.default_quality})"
-        shipped = "shipped" if s.weights else "train"  # "train": registered, weights not in the package
+        # "train": registered, weights not in the package; partly shipped codecs name their shipped rates
+        shipped = ("shipped" if s.shipped_qualities == s.qualities else
+                   f"q{','.join(map(str, s.shipped_qualities))} shipped" if s.weights else "train")
         rows.append((s.name, s.modality, qs, shipped, s.entropy_model))
     print(table(rows))
     return 0

@@ -49,6 +49,9 @@ def main(args: argparse.Namespace) -> int:
     recipe = RECIPES[args.recipe]
     out = args.out or Path("runs") / args.recipe
     init = weights_path(recipe.codec, recipe.quality) if args.from_shipped else None
+    if init is not None and not init.exists():
+        raise InputError(f"--from-shipped: {recipe.codec} q{recipe.quality} has no weights at {init} to start from; "
+                         "drop --from-shipped to train from scratch")
     ckpt = train(recipe, args.data, out, device=args.device, steps=args.steps, init_from=init)
     print(f"checkpoint: {ckpt}")
     if args.export:

@@ -129,7 +129,8 @@ class LearnedCodec:
         self.name = name
         self.base_name = base
         self.modality = self.spec.modality
-        self.qualities = tuple(self.spec.qualities)
+        # the shipped rates; a recipe-only codec keeps them all, and loading says how to train them
+        self.qualities = self.spec.shipped_qualities or tuple(self.spec.qualities)
         self.description = f"{self.spec.transform}; {self.spec.entropy_model}"
         if self.refine:
             if self.modality != "image":

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     x = crops(args.data, args.crops, args.size)
     table = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for name in args.codec or codecs_with_latents():
-        for q in get_spec(name).qualities:
+        for q in get_spec(name).shipped_qualities:
             codec = lcodec.load(name, q)
             mean, std = stats(codec, x)
             table[f"{name}/q{q}"] = {"weights_hash": codec.weights_hash.hex(), "crops": len(x), "size": args.size,

@@ -18,6 +18,7 @@ import torch
 
 from lcodec.errors import InputError
 from lcodec.registry import create_codec
+from lcodec.train.pack_weights import save_deflated
 
 __all__ = ["TrainRecipe", "train", "export_weights", "init_from_shipped", "fit_parser", "load_for_fit", "save_fit",
            "record_in_manifest"]
@@ -212,7 +213,7 @@ def save_weights(codec: torch.nn.Module, dest: str | Path, training: dict, over:
         state["state_dict"] = {k: v for k, v in state["state_dict"].items() if k.startswith(prefixes)}
         replaced = replaced if isinstance(replaced, str) else list(prefixes)
         state.update(base=over.name, base_sha256=hashlib.sha256(over.read_bytes()).hexdigest(), replaced=replaced)
-    _save(dest, state)
+    save_deflated(state, dest)
     record_in_manifest(dest)
     return dest
 

@@ -120,7 +120,7 @@ def test_a_bad_destination_is_refused_in_one_line_before_any_encoding(work, caps
     err = _error(capsys, "encode", work / "photo.png", folder / "out.bin")
     assert str(folder) in err and encoder_spy == []
     assert not (folder / "out.bin").exists()
-    run("encode", work / "photo.png", work / "p.bin", "--codec", "walloc-rgb", "--quality", "1")
+    run("encode", work / "photo.png", work / "p.bin", "--codec", "walloc-rgb", "--quality", "3")
     encoder_spy.clear()
     err = _error(capsys, "decode", work / "p.bin", folder / "out.png")
     assert str(folder) in err and encoder_spy == []
@@ -131,7 +131,7 @@ def test_a_bad_destination_is_refused_in_one_line_before_any_encoding(work, caps
 def test_written_files_follow_the_umask(work, mask):
     old = os.umask(mask)
     try:
-        assert run("encode", work / "photo.png", work / "p.bin", "--codec", "walloc-rgb", "--quality", "1") == 0
+        assert run("encode", work / "photo.png", work / "p.bin", "--codec", "walloc-rgb", "--quality", "3") == 0
         assert run("decode", work / "p.bin", work / "p.png") == 0
     finally:
         os.umask(old)
@@ -142,7 +142,7 @@ def test_written_files_follow_the_umask(work, mask):
 def test_force_keeps_the_mode_of_the_file_it_replaces(work):
     (work / "p.bin").write_bytes(b"old")
     (work / "p.bin").chmod(0o640)
-    assert run("encode", work / "photo.png", work / "p.bin", "--force", "--codec", "walloc-rgb", "--quality", "1") == 0
+    assert run("encode", work / "photo.png", work / "p.bin", "--force", "--codec", "walloc-rgb", "--quality", "3") == 0
     assert (work / "p.bin").stat().st_mode & 0o777 == 0o640
 
 
@@ -157,7 +157,7 @@ main(sys.argv[1:])
 
 def test_a_killed_write_leaves_a_named_partial_file_that_the_next_write_removes(work):
     out = work / "p.bin"
-    argv = ["encode", str(work / "photo.png"), str(out), "--codec", "walloc-rgb", "--quality", "1"]
+    argv = ["encode", str(work / "photo.png"), str(out), "--codec", "walloc-rgb", "--quality", "3"]
     r = subprocess.run([sys.executable, "-c", _KILLED_WRITE, *argv], capture_output=True)
     assert r.returncode == -signal.SIGKILL
     assert sorted(p.name for p in work.iterdir()) == ["p.bin" + PARTIAL, "photo.png"]  # nothing hidden
@@ -185,7 +185,7 @@ def _audio_stream(tmp_path: Path) -> Path:
 
 
 def test_the_media_kind_is_checked_from_the_header_before_decoding(work, capsys, encoder_spy):
-    assert run("encode", work / "photo.png", work / "p.bin", "--codec", "walloc-rgb", "--quality", "1") == 0
+    assert run("encode", work / "photo.png", work / "p.bin", "--codec", "walloc-rgb", "--quality", "3") == 0
     stream = _audio_stream(work)
     encoder_spy.clear()
     err = _error(capsys, "decode", work / "p.bin", work / "out.wav")
@@ -207,7 +207,7 @@ def test_an_eight_channel_wav_is_refused_in_plain_words(tmp_path, capsys):
 
 def test_stream_errors_name_the_file(work, capsys):
     (work / "junk.bin").write_bytes(b"not a stream at all")
-    run("encode", work / "photo.png", work / "p.bin", "--codec", "walloc-rgb", "--quality", "1")
+    run("encode", work / "photo.png", work / "p.bin", "--codec", "walloc-rgb", "--quality", "3")
     (work / "trunc.bin").write_bytes((work / "p.bin").read_bytes()[:40])
     for cmd in ("decode", "info"):
         for name, words in (("junk.bin", "not an lcodec stream"), ("trunc.bin", "truncated")):

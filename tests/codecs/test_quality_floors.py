@@ -33,7 +33,6 @@ RATE_MARGIN = 0.02
 
 # (codec, quality): (measured PSNR dB, measured bpp) on tests/data/coffee_481x321.png
 IMAGE = {
-    ("walloc-rgb", 1): (27.5591, 0.39673),
     ("walloc-rgb", 3): (28.6344, 0.75010),
     ("walloc-rgb-rd", 1): (27.4170, 0.20435),
     ("walloc-rgb-rd", 2): (29.2492, 0.31523),

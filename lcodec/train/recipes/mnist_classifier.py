@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +109,9 @@ def train_mnist_classifier(
     heldout = accuracy(model, x_eval, y_eval)
 
     out_path = Path(out_path)
-    tmp = out_path.with_suffix(".tmp")
-    torch.save(classifier_state(model, {"recipe": dataclasses.asdict(recipe), "heldout_accuracy": heldout}), tmp)
-    os.replace(tmp, out_path)
+    from lcodec.train.pack_weights import save_deflated
+
+    save_deflated(classifier_state(model, {"recipe": dataclasses.asdict(recipe), "heldout_accuracy": heldout}), out_path)
     sha = hashlib.sha256(out_path.read_bytes()).hexdigest()
     manifest_path = out_path.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
