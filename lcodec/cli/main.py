@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from lcodec.cli import decode, encode, eval_cmd, info, list_cmd, mpq, train
+from lcodec.cli import dataset_cmd, decode, encode, eval_cmd, info, list_cmd, mpq, train
 from lcodec.cli._common import fail
 from lcodec.errors import LcodecError
 
@@ -15,7 +15,7 @@ __all__ = ["main", "entry"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codec", description="lcodec: learned data codecs")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (encode, decode, info, list_cmd, eval_cmd, mpq, train):
+    for module in (encode, decode, dataset_cmd, info, list_cmd, eval_cmd, mpq, train):
         module.add_parser(sub)
     return parser
 
