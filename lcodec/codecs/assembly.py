@@ -124,6 +124,7 @@ class ComposedCodec(Codec):
         self.gain_space = gain_space
         self.multiple = math.lcm(grid, entropy.downsample)
         self.postfilter: PostFilter | None = None
+        self.exact_decode = True  # False: decode with the float synthesis (the training path's)
         if ladder is not None:
             if quality not in ladder.qualities:
                 raise ModelError(f"{name}: quality {quality} not in {ladder.qualities}")
@@ -282,8 +283,31 @@ class ComposedCodec(Codec):
 
     @torch.no_grad()
     def _decode_padded(self, latents: torch.Tensor) -> torch.Tensor:
+        exact = self.exact_decoder() if self.exact_decode else None
+        if exact is not None:
+            return exact(latents).to(latents.device)
         x_pad = self.synthesise(latents)
         return self.postfilter(x_pad, self.quality - 1) if self.postfilter is not None else x_pad
+
+    def exact_decoder(self):
+        """This codec's fixed-point synthesis (``lcodec.models.exact``: the same output on every
+        machine and thread count), built on first use for the loaded weights and rate; None where
+        the transform has none yet (the decoder then runs in float)."""
+        from lcodec.models.exact import ExactWallocDecoder
+        from lcodec.models.walloc import WallocSynthesis
+
+        synthesis = getattr(self.transform, "synthesis", None)
+        if self.modality not in ("image", "audio") or not isinstance(synthesis, WallocSynthesis):
+            return None
+        cached = getattr(self, "_exact", None)
+        if cached is None or cached[0] != self.weights_hash:
+            inv_gain = None
+            if self.ladder is not None:
+                g = self.gain_space or self.quality
+                inv_gain = np.array([1.0 / math.exp(v) for v in self.log_gain.detach().cpu().double()[g - 1].tolist()])
+            cached = (self.weights_hash, ExactWallocDecoder(synthesis, inv_gain, self.postfilter, self.quality - 1))
+            self._exact = cached
+        return cached[1]
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, size=None, length: int | None = None) -> torch.Tensor:

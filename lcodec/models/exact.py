@@ -1,0 +1,247 @@
+"""Exact synthesis: WaLLoC's decoder in fixed point, the same pixels on every machine and thread count.
+
+The float decoder's convolutions sum in whatever order the CPU kernel and the thread count pick,
+so one stream decodes to PNGs that differ by one level here and there. This path computes the
+same network on integers instead:
+
+* the latents (decoded symbols, plus a hyperprior's means) enter as ``round(y * 2**8)``, |y| < 2**16;
+* every activation is an integer ``a`` standing for ``a / 2**ACT_BITS`` (14 fractional bits),
+  clamped to ``|a| <= ACT_LIMIT`` (2**25, i.e. |value| <= 2048) after every layer;
+* every convolution weight is an integer: per output channel c, ``round(w * 2**e_c)`` with the
+  largest e_c that keeps ``|w_int| <= 2**15 - 1`` (16-bit weights); biases are integers at the
+  accumulator's scale;
+* a layer's accumulator is ``sum w_int * a_int`` (+ bias), then rescaled to 14 fractional bits by
+  a power of two and rounded half up (``floor(v + 1/2)``);
+* GELU is an integer lookup table over ``|a| <= 8 * 2**14`` (and ``a`` or 0 beyond, where GELU is
+  the identity or 0 to within 1e-14), built once with ``math.erf``;
+* the inverse wavelet packet uses the filters as integers ``round(f * 2**20)``.
+
+**Why it is exact.** The integers are held in float64 and the convolutions run in float64
+(``F.conv*d``: im2col + GEMM for float64 on CPU, no Winograd or FFT). A product of two
+integers and every partial sum are integers below 2**53 in magnitude, so each is represented
+exactly and the sum is the same integer in any order, blocking or thread count. Per layer:
+
+| layer | bound on any partial sum |
+|---|---|
+| 1x1 / 3x3 convolution, K = c_in * k inputs (K <= 1728 here) | 2**25 * 2**15 * K < 2**51 |
+| latent projections (|round(y * 2**8)| < 2**24, K <= 192) | 2**24 * 2**15 * K < 2**47 |
+| inverse packet, filter length L <= 16 | 2**25 * 2**20 * L < 2**49 |
+
+``IntConv`` refuses a layer whose K or bias would break the bound, rather than lose exactness.
+
+Rescaling multiplies by a power of two (exact) and ``floor`` is exact; the lookup table and the
+clamps are integer operations. The integer weights are derived from the shipped fp16 weights
+with exact operations (scaling by powers of two, ``rint``) plus, for a rate ladder, one
+``math.exp`` per channel for the gain; a test pins the sha256 of every derived table.
+
+**What is exact, and what is not yet.** Given the latents, the output is exact. Decoded symbols
+are integers from the stream; a hyperprior codec adds its means, which ``entropy/hyperprior.py``
+computes in float64. Those are rounded to 2**-8 here, so two machines could still disagree only if
+a float64 mean differed between them (an ulp, from summation order) *and* sat within that ulp of
+a rounding boundary: about one latent in 10**12. An integer means network would close that gap.
+
+What it costs: each activation and weight is rounded (relative 2**-15 for weights, 2**-15 for
+activations), so the decoded image moves by a small fraction of an 8-bit level from the float
+decoder's (measured in docs/results/exact_decode), and float64 GEMMs are slower than float32's.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lcodec.errors import ModelError
+
+__all__ = ["ACT_BITS", "ACT_LIMIT", "ExactWallocDecoder", "gelu_table", "round_half_up"]
+
+ACT_BITS = 14
+ACT_LIMIT = 2**25
+WEIGHT_MAX = 2**15 - 1
+FILTER_BITS = 20
+GELU_RANGE = 8 * 2**ACT_BITS  # the table covers |a| <= this
+LATENT_BITS = 8
+LATENT_LIMIT = 2**16
+
+
+def round_half_up(v: torch.Tensor) -> torch.Tensor:
+    return torch.floor(v + 0.5)
+
+
+def _clamp(a: torch.Tensor) -> torch.Tensor:
+    return a.clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+_GELU: torch.Tensor | None = None
+
+
+def gelu_table() -> torch.Tensor:
+    """GELU on fixed point: entry i is ``round(gelu(x) * 2**14)`` for ``x = (i - R) / 2**14``,
+    R = 8 * 2**14, float64 holding integers."""
+    global _GELU
+    if _GELU is None:
+        s = 2.0**ACT_BITS
+        values = [math.floor(0.5 * (i / s) * (1.0 + math.erf(i / s / math.sqrt(2.0))) * s + 0.5)
+                  for i in range(-GELU_RANGE, GELU_RANGE + 1)]
+        _GELU = torch.tensor(values, dtype=torch.float64)
+    return _GELU
+
+
+def exact_gelu(a: torch.Tensor) -> torch.Tensor:
+    table = gelu_table()
+    inside = table[(a.clamp(-GELU_RANGE, GELU_RANGE) + GELU_RANGE).long()]
+    return torch.where(a > GELU_RANGE, a, torch.where(a < -GELU_RANGE, torch.zeros_like(a), inside))
+
+
+class IntConv:
+    """A convolution with integer weights ``round(w * 2**e_c)`` per output channel c, from an
+    input with ``in_bits`` fractional bits to an output with ``ACT_BITS``."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, in_bits: int, dims: int, padding: int) -> None:
+        w = np.asarray(weight, dtype=np.float64)
+        peak = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        # the largest e with peak * 2**e <= WEIGHT_MAX (frexp: peak = m * 2**p, 0.5 <= m < 1)
+        exps = np.array([math.frexp(WEIGHT_MAX / p)[1] - 1 if p > 0 else 0 for p in peak], dtype=np.int64)
+        scale = np.ldexp(1.0, exps)  # exact powers of two
+        self.weight = torch.from_numpy(np.rint(w * scale.reshape(-1, *[1] * (w.ndim - 1))))
+        acc_bits = in_bits + exps
+        b = np.zeros(w.shape[0]) if bias is None else np.asarray(bias, dtype=np.float64)
+        self.bias = torch.from_numpy(np.rint(b * np.ldexp(1.0, acc_bits)))
+        fan_in = int(np.prod(w.shape[1:]))
+        if fan_in * 2.0**25 * WEIGHT_MAX + float(np.abs(self.bias.numpy()).max(initial=0.0)) >= 2.0**53:
+            raise ModelError(f"a layer with {fan_in} inputs per output (or its bias) is too large for exact "
+                             "float64 sums; the exact decoder cannot run this model")
+        self.shift = torch.from_numpy(np.ldexp(1.0, ACT_BITS - acc_bits))  # exact powers of two
+        self.dims, self.padding = dims, padding
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        conv = F.conv1d if self.dims == 1 else F.conv2d
+        view = (1, -1) + (1,) * self.dims
+        acc = conv(a, self.weight, padding=self.padding) + self.bias.view(view)
+        return _clamp(round_half_up(acc * self.shift.view(view)))
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.weight, self.bias, self.shift]
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().double().numpy()
+
+
+def _conv(module: nn.Module, in_bits: int, dims: int, scale_in: np.ndarray | None = None,
+          scale_out: np.ndarray | None = None, extra_bias: np.ndarray | None = None) -> IntConv:
+    """``module`` (Conv1d/2d) as an IntConv; ``scale_in`` multiplies its weights per input channel
+    (a latent gain folded in), ``scale_out`` weights and bias per output channel, ``extra_bias``
+    is added to the bias (a per-rate bias folded in)."""
+    w = _np(module.weight)
+    b = np.zeros(w.shape[0]) if module.bias is None else _np(module.bias)
+    if extra_bias is not None:
+        b = b + extra_bias
+    if scale_in is not None:
+        w = w * scale_in.reshape(1, -1, *[1] * (w.ndim - 2))
+    if scale_out is not None:
+        w = w * scale_out.reshape(-1, *[1] * (w.ndim - 1))
+        b = b * scale_out
+    pad = module.padding[0] if isinstance(module.padding, tuple) else module.padding
+    return IntConv(w, b, in_bits, dims, int(pad))
+
+
+class ExactWallocDecoder:
+    """Integer latents -> the padded synthesis output (then the post-filter), bit-exact.
+
+    ``synthesis``: a ``WallocSynthesis``; ``inv_gain``: per-latent-channel factors the latents are
+    multiplied by first (a rate ladder's 1 / gain), or None; ``postfilter`` and ``rate``: a
+    ``PostFilter`` and the rate index it is told, or None. ``__call__`` returns float32 values
+    ``a / 2**14`` (exactly representable in the media's range), on the CPU.
+    """
+
+    band_rows = 64  # post-filter rows per band (bounded memory; the output is the same)
+
+    def __init__(self, synthesis: nn.Module, inv_gain: np.ndarray | None = None, postfilter: nn.Module | None = None,
+                 rate: int = 0) -> None:
+        s = synthesis
+        dims = 1 if isinstance(s.skip, nn.Conv1d) else 2
+        self.dims, self.offset = dims, s.offset
+        self.skip = _conv(s.skip, LATENT_BITS, dims, scale_in=inv_gain)
+        self.head = _conv(s.head, LATENT_BITS, dims, scale_in=inv_gain)
+        self.blocks = [(_conv(b.conv1, ACT_BITS, dims), _conv(b.conv2, ACT_BITS, dims)) for b in s.blocks]
+        if any(not isinstance(b.act, nn.GELU) or b.act.approximate != "none" for b in s.blocks):
+            raise ModelError("the exact decoder implements the residual blocks' exact GELU only")
+        self.tail = _conv(s.tail, ACT_BITS, dims)
+        wpt = s.wpt
+        self.levels, self.filter_length = wpt.levels, wpt.filter_length
+        self.bank = torch.from_numpy(np.rint(_np(wpt.bank) * 2.0**FILTER_BITS))  # (2, 1, L)
+        self.post = None
+        if postfilter is not None:
+            pf, q = postfilter, rate
+            scale = _np(pf.rate_scale[q])
+            self.post = (_conv(pf.first, ACT_BITS, 2, extra_bias=_np(pf.rate_bias[q])),
+                         [_conv(c, ACT_BITS, 2) for c in pf.body],
+                         _conv(pf.last, ACT_BITS, 2, scale_out=scale), pf.layers)
+
+    # -------------------------------------------------------------- pieces
+    def _merge(self, y: torch.Tensor, axis: int) -> torch.Tensor:
+        """One inverse two-band step along ``axis`` with integer filters (see WaveletPacket._merge)."""
+        c = y.shape[1] // 2
+        n = 2 * y.shape[axis]
+        w = self.bank
+        if self.dims == 2:
+            w = w.unsqueeze(3) if axis == 2 else w.unsqueeze(2)
+        w = w.repeat(c, *([1] * (w.dim() - 1)))
+        stride = 2 if self.dims == 1 else ((2, 1) if axis == 2 else (1, 2))
+        conv_t = F.conv_transpose1d if self.dims == 1 else F.conv_transpose2d
+        x = conv_t(y, w, stride=stride, groups=c)
+        pad = self.filter_length - 2
+        if pad:
+            x = x.clone()
+            x.narrow(axis, 0, pad).add_(x.narrow(axis, n, pad))
+            x = x.narrow(axis, 0, n)
+        return _clamp(round_half_up(x * 2.0**-FILTER_BITS))
+
+    def _inverse_packet(self, y: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.levels):
+            for axis in reversed(range(2, 2 + self.dims)):
+                y = self._merge(y, axis)
+        return y
+
+    def _postfilter(self, a: torch.Tensor) -> torch.Tensor:
+        first, body, last, layers = self.post
+        out = torch.empty_like(a)
+        padded = F.pad(a, (layers,) * 4, mode="replicate")
+        for r0 in range(0, a.shape[-2], self.band_rows):
+            r1 = min(a.shape[-2], r0 + self.band_rows)
+            h = first(padded[..., r0:r1 + 2 * layers, :])
+            for conv in body:
+                h = conv(exact_gelu(h))
+            out[..., r0:r1, :] = a[..., r0:r1, :] + last(exact_gelu(h))
+        return _clamp(out)
+
+    # -------------------------------------------------------------- the decoder
+    @torch.no_grad()
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
+        y = latents.detach().cpu().double()
+        if not bool(y.abs().max() < LATENT_LIMIT):  # also refuses NaN
+            raise ModelError(f"the exact decoder takes latents below {LATENT_LIMIT} in magnitude")
+        y = round_half_up(y * 2.0**LATENT_BITS)
+        skip = self.skip(y)
+        h = self.head(y)
+        for conv1, conv2 in self.blocks:
+            h = _clamp(h + conv2(exact_gelu(conv1(exact_gelu(h)))))
+        a = self._inverse_packet(_clamp(skip + self.tail(h)))
+        a = a + round(self.offset * 2**ACT_BITS)
+        if self.post is not None:
+            a = self._postfilter(a)
+        return (a * 2.0**-ACT_BITS).float()
+
+    def digest(self) -> str:
+        """sha256 of every derived integer table (what decides the output, besides the latents)."""
+        h = hashlib.sha256()
+        parts = [self.skip, self.head, *[c for pair in self.blocks for c in pair], self.tail]
+        if self.post is not None:
+            parts += [self.post[0], *self.post[1], self.post[2]]
+        for t in [*[t for p in parts for t in p.tensors()], self.bank, gelu_table()]:
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()

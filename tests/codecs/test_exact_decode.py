@@ -1,0 +1,133 @@
+"""Exact decode (lcodec.models.exact): the same PNG bytes from one stream on any thread count,
+process and batch; the integer arithmetic checked against an int64 reference."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lcodec
+from lcodec.models.exact import ACT_BITS, GELU_RANGE, IntConv, exact_gelu, gelu_table
+from tests.conftest import FIXTURES, ROOT
+
+# every shipped image codec whose decoder is WaLLoC's synthesis
+EXACT = ["walloc-rgb", "walloc-rgb-light", "walloc-rgb-rd", "walloc-rgb-rd-gmm", "walloc-rgb-mcq"]
+AUDIO = ["walloc-audio", "walloc-audio-hp"]  # exact for 48 kHz streams (other rates resample in float)
+
+_SCRIPT = """
+import hashlib, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+import lcodec
+from lcodec.io.image import read_image, write_image
+x = read_image(sys.argv[2]).unsqueeze(0)
+for name in sys.argv[4:]:
+    codec = lcodec.load(name)
+    codec.exact_decode = sys.argv[3] == "exact"
+    png = write_image("x.png", codec.decompress(codec.compress(x))[0])
+    print(name, hashlib.sha256(png).hexdigest())
+from lcodec.io.audio import encode_audio, read_audio
+audio, rate = read_audio(sys.argv[2].replace("crop.png", "glock_1s_48k_stereo.flac"))
+for name in AUDIO:
+    codec = lcodec.load(name)
+    codec.exact_decode = sys.argv[3] == "exact"
+    wav = encode_audio(codec.decompress(codec.compress(audio.unsqueeze(0), rate)), rate, ".wav")
+    print(name, hashlib.sha256(wav).hexdigest())
+from lcodec.io.video import iter_video
+video = lcodec.load("walloc-video")
+video.image.exact_decode = sys.argv[3] == "exact"
+frames = video.decompress(video.compress_frames(iter_video(sys.argv[2].replace("crop.png", "clip.y4m")), gop=3))
+print("walloc-video", hashlib.sha256(torch.round(frames * 255).to(torch.uint8).numpy().tobytes()).hexdigest())
+""".replace("AUDIO", repr(AUDIO))
+
+
+def _decoded_png_hashes(threads: int, image, mode: str = "exact") -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-c", _SCRIPT, str(threads), str(image), mode, *EXACT],
+                         capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    return dict(line.split() for line in out.stdout.splitlines())
+
+
+@pytest.fixture(scope="module")
+def crop(tmp_path_factory):
+    from PIL import Image
+
+    import shutil
+
+    path = tmp_path_factory.mktemp("exact") / "crop.png"
+    Image.open(FIXTURES / "coffee_481x321.png").crop((0, 0, 320, 224)).save(path)
+    shutil.copy(FIXTURES / "glock_1s_48k_stereo.flac", path.parent)
+    shutil.copy(FIXTURES / "basketball_96x64_6f.y4m", path.parent / "clip.y4m")
+    return path
+
+
+def test_decoded_pngs_and_wavs_are_identical_with_1_and_2_threads_in_separate_processes(crop, request):
+    one, two = _decoded_png_hashes(1, crop), _decoded_png_hashes(2, crop)
+    assert set(one) == set(EXACT + AUDIO + ["walloc-video"])
+    assert one == two
+    golden = FIXTURES / "golden" / "decoded_media.json"  # beside the golden streams
+    if request.config.getoption("--regenerate-golden"):
+        golden.write_text(json.dumps(one, indent=2) + "\n")
+    assert one == json.loads(golden.read_text())
+
+
+def test_batch_composition_does_not_change_an_item(photo):
+    codec = lcodec.load("walloc-rgb-rd", quality=2)
+    a, b = photo[..., :128, :192], photo[..., 100:228, 200:392]
+    both = codec.decompress(codec.compress(torch.cat([a, b])))
+    assert torch.equal(both[1], codec.decompress(codec.compress(b))[0])
+
+
+def test_exact_decoder_stays_within_a_fraction_of_a_level_of_the_float_one(photo):
+    for name in ("walloc-rgb", "walloc-rgb-rd"):
+        codec = lcodec.load(name)
+        data = codec.compress(photo)
+        exact = codec.decompress(data)
+        codec.exact_decode = False
+        flt = codec.decompress(data)
+        assert float((exact - flt).abs().max()) * 255 < 1.0
+        mse = lambda x: float(((x - photo) ** 2).mean())  # noqa: E731
+        assert abs(10 * np.log10(mse(flt) / mse(exact))) < 0.01  # dB
+
+
+def test_int_conv_equals_an_int64_reference():
+    """The float64 convolution of integers is the integer convolution: compared with int64
+    arithmetic (unfold + integer matmul), at the largest inputs the bounds allow."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(8, 192, 3, 3, generator=g).numpy() * 0.05
+    b = torch.randn(8, generator=g).numpy()
+    conv = IntConv(w, b, ACT_BITS, dims=2, padding=1)
+    a = torch.randint(-2**25, 2**25 + 1, (1, 192, 6, 7), generator=g)
+    got = conv(a.double())
+    wi = conv.weight.to(torch.int64).view(8, -1)
+    cols = F.unfold(F.pad(a, (1, 1, 1, 1)).double(), 3).round().to(torch.int64)[0]  # entries < 2**25: exact
+    acc = wi @ cols + conv.bias.to(torch.int64).view(-1, 1)
+    # rescale by 2**(ACT_BITS - acc_bits) <= 1 and round half up, in integers
+    shift = (-torch.log2(conv.shift)).round().to(torch.int64).view(-1, 1)
+    ref = torch.div(acc + (1 << shift) // 2, 1 << shift, rounding_mode="floor").clamp(-2**25, 2**25)
+    assert torch.equal(got.view(8, -1).to(torch.int64), ref)
+    peaks = conv.weight.abs().flatten(1).max(1).values  # 16-bit weights: each channel's peak in the top octave
+    assert bool(((peaks >= 2**14 - 1) & (peaks <= 2**15 - 1)).all())
+
+
+def test_int_conv_refuses_a_layer_too_wide_for_exact_sums():
+    from lcodec.errors import ModelError
+
+    with pytest.raises(ModelError, match="too large for exact"):
+        IntConv(np.ones((1, 4096, 3, 3)), None, ACT_BITS, dims=2, padding=1)
+
+
+def test_gelu_table_is_gelu_to_half_a_step_and_pinned():
+    s = 2.0**ACT_BITS
+    x = torch.arange(-GELU_RANGE - 50, GELU_RANGE + 51, dtype=torch.float64)
+    got = exact_gelu(x) / s
+    assert float((got - F.gelu(x / s)).abs().max()) <= 0.5 / s + 1e-12
+    # the table decides every decoded pixel: the same on every machine
+    assert hashlib.sha256(gelu_table().numpy().tobytes()).hexdigest() == GELU_SHA256
+
+
+GELU_SHA256 = "51fae7634330a0d471ceb2109f2c038f5b3f0ff39118a0b3028f6cecc0b69cc5"
