@@ -294,11 +294,11 @@ class ComposedCodec(Codec):
         machine and thread count), built on first use for the loaded weights and rate; None where
         the transform has none yet (the decoder then runs in float)."""
         from lcodec.models.exact import ExactWallocDecoder
-        from lcodec.models.walloc import WallocSynthesis
 
-        synthesis = getattr(self.transform, "synthesis", None)
-        if self.modality not in ("image", "audio") or not isinstance(synthesis, WallocSynthesis):
+        exact_synthesis = getattr(self.transform, "exact_synthesis", None)  # WaLLoC's transforms
+        if exact_synthesis is None:
             return None
+        synthesis = exact_synthesis()
         cached = getattr(self, "_exact", None)
         if cached is None or cached[0] != self.weights_hash:
             inv_gain = None
