@@ -298,14 +298,14 @@ class ComposedCodec(Codec):
         exact_synthesis = getattr(self.transform, "exact_synthesis", None)  # WaLLoC's transforms
         if exact_synthesis is None:
             return None
-        synthesis = exact_synthesis()
+        pre, synthesis = exact_synthesis()
         cached = getattr(self, "_exact", None)
         if cached is None or cached[0] != self.weights_hash:
             inv_gain = None
             if self.ladder is not None:
                 g = self.gain_space or self.quality
                 inv_gain = np.array([1.0 / math.exp(v) for v in self.log_gain.detach().cpu().double()[g - 1].tolist()])
-            cached = (self.weights_hash, ExactWallocDecoder(synthesis, inv_gain, self.postfilter, self.quality - 1))
+            cached = (self.weights_hash, ExactWallocDecoder(synthesis, inv_gain, self.postfilter, self.quality - 1, pre))
             self._exact = cached
         return cached[1]
 

@@ -149,27 +149,47 @@ def _conv(module: nn.Module, in_bits: int, dims: int, scale_in: np.ndarray | Non
     return IntConv(w, b, in_bits, dims, int(pad))
 
 
+def _check_gelu(blocks: nn.Module) -> None:
+    if any(not isinstance(b.act, nn.GELU) or b.act.approximate != "none" for b in blocks):
+        raise ModelError("the exact decoder implements the residual blocks' exact GELU only")
+
+
+def _residual(blocks: list[tuple[IntConv, IntConv]], h: torch.Tensor) -> torch.Tensor:
+    for conv1, conv2 in blocks:
+        h = _clamp(h + conv2(exact_gelu(conv1(exact_gelu(h)))))
+    return h
+
+
 class ExactWallocDecoder:
     """Integer latents -> the padded synthesis output (then the post-filter), bit-exact.
 
     ``synthesis``: a ``WallocSynthesis``; ``inv_gain``: per-latent-channel factors the latents are
     multiplied by first (a rate ladder's 1 / gain), or None; ``postfilter`` and ``rate``: a
-    ``PostFilter`` and the rate index it is told, or None. ``__call__`` returns float32 values
-    ``a / 2**14`` (exactly representable in the media's range), on the CPU.
+    ``PostFilter`` and the rate index it is told, or None; ``pre``: a ``VQDecoder`` (1x1 head,
+    residual blocks, 1x1 tail, pixel shuffle) that maps code vectors to the synthesis' latents
+    first (vq-rgb), or None. ``__call__`` returns float32 values ``a / 2**14`` (exactly
+    representable in the media's range), on the CPU.
     """
 
     band_rows = 64  # post-filter rows per band (bounded memory; the output is the same)
 
     def __init__(self, synthesis: nn.Module, inv_gain: np.ndarray | None = None, postfilter: nn.Module | None = None,
-                 rate: int = 0) -> None:
+                 rate: int = 0, pre: nn.Module | None = None) -> None:
         s = synthesis
         dims = 1 if isinstance(s.skip, nn.Conv1d) else 2
         self.dims, self.offset = dims, s.offset
-        self.skip = _conv(s.skip, LATENT_BITS, dims, scale_in=inv_gain)
-        self.head = _conv(s.head, LATENT_BITS, dims, scale_in=inv_gain)
+        self.pre = None
+        if pre is not None:  # code vectors -> the synthesis' latents, at ACT_BITS
+            _check_gelu(pre.blocks)
+            self.pre = (_conv(pre.head, LATENT_BITS, 2, scale_in=inv_gain),
+                        [(_conv(b.conv1, ACT_BITS, 2), _conv(b.conv2, ACT_BITS, 2)) for b in pre.blocks],
+                        _conv(pre.tail, ACT_BITS, 2))
+            inv_gain = None
+        latent_bits = ACT_BITS if pre is not None else LATENT_BITS
+        self.skip = _conv(s.skip, latent_bits, dims, scale_in=inv_gain)
+        self.head = _conv(s.head, latent_bits, dims, scale_in=inv_gain)
+        _check_gelu(s.blocks)
         self.blocks = [(_conv(b.conv1, ACT_BITS, dims), _conv(b.conv2, ACT_BITS, dims)) for b in s.blocks]
-        if any(not isinstance(b.act, nn.GELU) or b.act.approximate != "none" for b in s.blocks):
-            raise ModelError("the exact decoder implements the residual blocks' exact GELU only")
         self.tail = _conv(s.tail, ACT_BITS, dims)
         wpt = s.wpt
         self.levels, self.filter_length = wpt.levels, wpt.filter_length
@@ -226,10 +246,11 @@ class ExactWallocDecoder:
         if not bool(y.abs().max() < LATENT_LIMIT):  # also refuses NaN
             raise ModelError(f"the exact decoder takes latents below {LATENT_LIMIT} in magnitude")
         y = round_half_up(y * 2.0**LATENT_BITS)
+        if self.pre is not None:
+            head, blocks, tail = self.pre
+            y = F.pixel_shuffle(tail(_residual(blocks, head(y))), 2)  # a permutation: exact
         skip = self.skip(y)
-        h = self.head(y)
-        for conv1, conv2 in self.blocks:
-            h = _clamp(h + conv2(exact_gelu(conv1(exact_gelu(h)))))
+        h = _residual(self.blocks, self.head(y))
         a = self._inverse_packet(_clamp(skip + self.tail(h)))
         a = a + round(self.offset * 2**ACT_BITS)
         if self.post is not None:
@@ -240,6 +261,8 @@ class ExactWallocDecoder:
         """sha256 of every derived integer table (what decides the output, besides the latents)."""
         h = hashlib.sha256()
         parts = [self.skip, self.head, *[c for pair in self.blocks for c in pair], self.tail]
+        if self.pre is not None:
+            parts += [self.pre[0], *[c for pair in self.pre[1] for c in pair], self.pre[2]]
         if self.post is not None:
             parts += [self.post[0], *self.post[1], self.post[2]]
         for t in [*[t for p in parts for t in p.tensors()], self.bank, gelu_table()]:

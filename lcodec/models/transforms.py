@@ -83,9 +83,10 @@ class _Walloc(nn.Module):
         dev = next(self.synthesis.parameters()).device
         return self.synthesis(y_hat.to(dev, torch.float32))
 
-    def exact_synthesis(self) -> nn.Module:
-        """The module ``synthesise`` runs, which ``lcodec.models.exact`` mirrors in fixed point."""
-        return self.synthesis
+    def exact_synthesis(self) -> tuple[nn.Module | None, nn.Module]:
+        """(a module run before it or None, the synthesis): what ``synthesise`` runs, which
+        ``lcodec.models.exact`` mirrors in fixed point."""
+        return None, self.synthesis
 
     def carried(self, geometry: Geometry) -> int:
         return self.cfg.latent_channels

@@ -145,6 +145,10 @@ class VQAutoencoder(ImageTransform, nn.Module):
     def synthesise(self, z_hat: torch.Tensor) -> torch.Tensor:
         return self.synthesis(self.decode_base(z_hat))
 
+    def exact_synthesis(self) -> tuple[nn.Module, nn.Module]:
+        """(the code decoder, rd's synthesis): what ``synthesise`` runs, for ``lcodec.models.exact``."""
+        return self.vq_decoder, self.synthesis
+
     @torch.no_grad()
     def restore(self, z_hat: torch.Tensor, lost: torch.Tensor) -> torch.Tensor:
         """Code vectors (B, D, h, w) with the positions where ``lost`` (B, h, w) is true predicted

@@ -15,8 +15,8 @@ import lcodec
 from lcodec.models.exact import ACT_BITS, GELU_RANGE, IntConv, exact_gelu, gelu_table
 from tests.conftest import FIXTURES, ROOT
 
-# every shipped image codec whose decoder is WaLLoC's synthesis
-EXACT = ["walloc-rgb", "walloc-rgb-light", "walloc-rgb-rd", "walloc-rgb-rd-gmm", "walloc-rgb-mcq"]
+# every shipped image codec whose decoder is WaLLoC's synthesis (vq-rgb: after its code decoder)
+EXACT = ["walloc-rgb", "walloc-rgb-light", "walloc-rgb-rd", "walloc-rgb-rd-gmm", "walloc-rgb-mcq", "vq-rgb"]
 AUDIO = ["walloc-audio", "walloc-audio-hp"]  # exact for 48 kHz streams (other rates resample in float)
 
 _SCRIPT = """
@@ -83,7 +83,7 @@ def test_batch_composition_does_not_change_an_item(photo):
 
 
 def test_exact_decoder_stays_within_a_fraction_of_a_level_of_the_float_one(photo):
-    for name in ("walloc-rgb", "walloc-rgb-rd"):
+    for name in ("walloc-rgb", "walloc-rgb-rd", "vq-rgb"):
         codec = lcodec.load(name)
         data = codec.compress(photo)
         exact = codec.decompress(data)
