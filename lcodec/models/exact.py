@@ -268,3 +268,55 @@ class ExactWallocDecoder:
         for t in [*[t for p in parts for t in p.tensors()], self.bank, gelu_table()]:
             h.update(t.contiguous().numpy().tobytes())
         return h.hexdigest()
+
+
+# ------------------------------------------------------------------ exact resampling (audio out)
+RESAMPLE_BITS = 20
+_KERNELS: dict[tuple[int, int], tuple[torch.Tensor, int]] = {}
+
+
+def _resample_kernel(orig: int, new: int, lowpass_width: int = 6, rolloff: float = 0.99) -> tuple[torch.Tensor, int]:
+    """The windowed-sinc polyphase kernel of ``torchaudio.functional.resample`` (Hann window, its
+    defaults) for the reduced rates ``orig -> new``, as integers ``round(k * 2**20)``: (new, 1,
+    2 * width + orig) float64, and ``width``. Built with ``math`` per element (scalar libm), once."""
+    key = (orig, new)
+    if key not in _KERNELS:
+        base = min(orig, new) * rolloff
+        width = math.ceil(lowpass_width * orig / base)
+        rows = []
+        for j in range(new):
+            row = []
+            for i in range(-width, width + orig):
+                t = min(max((i / orig - j / new) * base, -lowpass_width), lowpass_width)
+                window = math.cos(t * math.pi / lowpass_width / 2) ** 2
+                sinc = 1.0 if t == 0 else math.sin(t * math.pi) / (t * math.pi)
+                row.append(math.floor(sinc * window * base / orig * 2**RESAMPLE_BITS + 0.5))
+            rows.append(row)
+        _KERNELS[key] = (torch.tensor(rows, dtype=torch.float64)[:, None], width)
+    return _KERNELS[key]
+
+
+MAX_KERNEL = 4_000_000  # taps: rates whose reduced ratio is larger resample in float
+
+
+def exact_resample(x: torch.Tensor, rate_in: int, rate_out: int, length: int) -> torch.Tensor | None:
+    """Resample the last axis of ``x`` (values in [-1, 1]) from ``rate_in`` to ``rate_out`` and fit
+    it to ``length`` samples, in integers: the input as ``round(x * 2**20)``, the kernel as above,
+    float64 sums below 2**21 * 2**20 * taps < 2**53 (taps < 2**12), so the same samples on every
+    machine and thread count. None when the kernel would be too large (the caller resamples in
+    float)."""
+    g = math.gcd(rate_in, rate_out)
+    orig, new = rate_in // g, rate_out // g
+    lowpass_width = 6
+    taps = 2 * math.ceil(lowpass_width * orig / (min(orig, new) * 0.99)) + orig
+    if new * taps > MAX_KERNEL or taps >= 2**12:
+        return None
+    kernel, width = _resample_kernel(orig, new, lowpass_width)
+    shape = x.shape
+    xi = round_half_up(x.detach().cpu().double().reshape(-1, 1, shape[-1]).clamp(-1, 1) * 2.0**RESAMPLE_BITS)
+    xi = F.pad(xi, (width, width + orig))
+    y = F.conv1d(xi, kernel, stride=orig).transpose(1, 2).reshape(xi.shape[0], -1)
+    y = y[:, : -(-new * shape[-1] // orig)]
+    y = (y * 2.0 ** (-2 * RESAMPLE_BITS)).float().reshape(*shape[:-1], -1)
+    n = y.shape[-1]
+    return y[..., :length] if n >= length else F.pad(y, (0, length - n))

@@ -400,6 +400,12 @@ class WallocAudioTransform(_Walloc):
         x_hat = self.crop(x_pad, model_length(shape[2], rate)).cpu()
         if shape[1] == 1:
             x_hat = x_hat.mean(dim=1, keepdim=True)
+        if rate != MODEL_RATE:  # in integers (the same samples everywhere) where the kernel is small
+            from lcodec.models.exact import exact_resample
+
+            out = exact_resample(x_hat, MODEL_RATE, rate, shape[2])
+            if out is not None:
+                return out.clamp_(-1, 1).contiguous()
         return resample(x_hat, MODEL_RATE, rate, shape[2]).clamp_(-1, 1).contiguous()
 
     @staticmethod

@@ -17,7 +17,7 @@ from tests.conftest import FIXTURES, ROOT
 
 # every shipped image codec whose decoder is WaLLoC's synthesis (vq-rgb: after its code decoder)
 EXACT = ["walloc-rgb", "walloc-rgb-light", "walloc-rgb-rd", "walloc-rgb-rd-gmm", "walloc-rgb-mcq", "vq-rgb"]
-AUDIO = ["walloc-audio", "walloc-audio-hp"]  # exact for 48 kHz streams (other rates resample in float)
+AUDIO = ["walloc-audio", "walloc-audio-hp"]
 
 _SCRIPT = """
 import hashlib, sys, torch
@@ -37,6 +37,9 @@ for name in AUDIO:
     codec.exact_decode = sys.argv[3] == "exact"
     wav = encode_audio(codec.decompress(codec.compress(audio.unsqueeze(0), rate)), rate, ".wav")
     print(name, hashlib.sha256(wav).hexdigest())
+    if name == "walloc-audio-hp":  # the same samples declared as 44.1 kHz: decoding resamples 48 -> 44.1 kHz
+        wav = encode_audio(codec.decompress(codec.compress(audio.unsqueeze(0), 44100)), 44100, ".wav")
+        print(name + "@44100", hashlib.sha256(wav).hexdigest())
 from lcodec.io.video import iter_video
 video = lcodec.load("walloc-video")
 video.image.exact_decode = sys.argv[3] == "exact"
@@ -67,7 +70,7 @@ def crop(tmp_path_factory):
 
 def test_decoded_pngs_and_wavs_are_identical_with_1_and_2_threads_in_separate_processes(crop, request):
     one, two = _decoded_png_hashes(1, crop), _decoded_png_hashes(2, crop)
-    assert set(one) == set(EXACT + AUDIO + ["walloc-video"])
+    assert set(one) == set(EXACT + AUDIO + ["walloc-audio-hp@44100", "walloc-video"])
     assert one == two
     golden = FIXTURES / "golden" / "decoded_media.json"  # beside the golden streams
     if request.config.getoption("--regenerate-golden"):
@@ -131,3 +134,16 @@ def test_gelu_table_is_gelu_to_half_a_step_and_pinned():
 
 
 GELU_SHA256 = "51fae7634330a0d471ceb2109f2c038f5b3f0ff39118a0b3028f6cecc0b69cc5"
+
+
+def test_exact_resampling_follows_torchaudio_and_reaches_the_length():
+    from lcodec.models.exact import exact_resample
+    from lcodec.models.transforms import resample
+
+    x = (torch.rand(1, 2, 4800, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.9
+    for rate in (44100, 22050, 16000, 8000):
+        n = -(-4800 * rate // 48000)
+        got = exact_resample(x, 48000, rate, n)
+        assert got.shape == (1, 2, n)
+        assert float((got - resample(x, 48000, rate, n)).abs().max()) < 2e-5  # well under 1/32768
+    assert exact_resample(x, 48000, 44101, 10) is None  # a huge kernel: the caller resamples in float
