@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 import torch
 from torch.utils.data import Dataset
 
+from lcodec.bitstream.container import atomic_write
 from lcodec.errors import InputError, LcodecError
 
 __all__ = ["encode_folder", "EncodedDataset", "media_files", "ENGINES", "RunSummary"]
@@ -191,12 +192,7 @@ class RunSummary:
 
 
 def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data, overwrite=True)
 
 
 def _earlier_run(dst: Path) -> dict | None:
@@ -275,7 +271,7 @@ def encode_folder(src: str | Path, dst: str | Path, codec: str, quality: int | N
     plan = [(k, items[i:i + shard_items]) for k, i in enumerate(range(0, len(items), shard_items))]
     (dst / _SHARDS).mkdir(parents=True, exist_ok=True)
     (dst / _MANIFEST).unlink(missing_ok=True)  # listed again only when every shard is in place
-    for stale in (dst / _SHARDS).glob(".*.partial"):
+    for stale in [*(dst / _SHARDS).glob(".*.tmp"), *(dst / _SHARDS).glob(".*.partial")]:  # a killed write's
         stale.unlink()
     for old in (dst / _SHARDS).glob("shard-*"):
         if int(old.name[6:11]) >= len(plan):  # shards of a larger earlier plan

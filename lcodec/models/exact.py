@@ -191,9 +191,8 @@ class ExactWallocDecoder:
         _check_gelu(s.blocks)
         self.blocks = [(_conv(b.conv1, ACT_BITS, dims), _conv(b.conv2, ACT_BITS, dims)) for b in s.blocks]
         self.tail = _conv(s.tail, ACT_BITS, dims)
-        wpt = s.wpt
-        self.levels, self.filter_length = wpt.levels, wpt.filter_length
-        self.bank = torch.from_numpy(np.rint(_np(wpt.bank) * 2.0**FILTER_BITS))  # (2, 1, L)
+        self.wpt = s.wpt
+        self.bank = torch.from_numpy(np.rint(_np(s.wpt.bank) * 2.0**FILTER_BITS))  # (2, 1, L)
         self.post = None
         if postfilter is not None:
             pf, q = postfilter, rate
@@ -203,28 +202,12 @@ class ExactWallocDecoder:
                          _conv(pf.last, ACT_BITS, 2, scale_out=scale), pf.layers)
 
     # -------------------------------------------------------------- pieces
-    def _merge(self, y: torch.Tensor, axis: int) -> torch.Tensor:
-        """One inverse two-band step along ``axis`` with integer filters (see WaveletPacket._merge)."""
-        c = y.shape[1] // 2
-        n = 2 * y.shape[axis]
-        w = self.bank
-        if self.dims == 2:
-            w = w.unsqueeze(3) if axis == 2 else w.unsqueeze(2)
-        w = w.repeat(c, *([1] * (w.dim() - 1)))
-        stride = 2 if self.dims == 1 else ((2, 1) if axis == 2 else (1, 2))
-        conv_t = F.conv_transpose1d if self.dims == 1 else F.conv_transpose2d
-        x = conv_t(y, w, stride=stride, groups=c)
-        pad = self.filter_length - 2
-        if pad:
-            x = x.clone()
-            x.narrow(axis, 0, pad).add_(x.narrow(axis, n, pad))
-            x = x.narrow(axis, 0, n)
-        return _clamp(round_half_up(x * 2.0**-FILTER_BITS))
-
     def _inverse_packet(self, y: torch.Tensor) -> torch.Tensor:
-        for _ in range(self.levels):
+        """The packet's inverse, each two-band step with the integer filters (a transposed
+        convolution and the periodic fold: sums of integer products), rescaled and rounded."""
+        for _ in range(self.wpt.levels):
             for axis in reversed(range(2, 2 + self.dims)):
-                y = self._merge(y, axis)
+                y = _clamp(round_half_up(self.wpt.merge(y, axis, self.bank) * 2.0**-FILTER_BITS))
         return y
 
     def _postfilter(self, a: torch.Tensor) -> torch.Tensor:
@@ -317,6 +300,6 @@ def exact_resample(x: torch.Tensor, rate_in: int, rate_out: int, length: int) ->
     xi = F.pad(xi, (width, width + orig))
     y = F.conv1d(xi, kernel, stride=orig).transpose(1, 2).reshape(xi.shape[0], -1)
     y = y[:, : -(-new * shape[-1] // orig)]
-    y = (y * 2.0 ** (-2 * RESAMPLE_BITS)).float().reshape(*shape[:-1], -1)
-    n = y.shape[-1]
-    return y[..., :length] if n >= length else F.pad(y, (0, length - n))
+    from lcodec.models.transforms import fit_length
+
+    return fit_length((y * 2.0 ** (-2 * RESAMPLE_BITS)).float().reshape(*shape[:-1], -1), length)

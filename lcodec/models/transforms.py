@@ -257,6 +257,11 @@ def resample(x: torch.Tensor, rate_in: int, rate_out: int, length: int) -> torch
 
         g = math.gcd(rate_in, rate_out)
         x = _resample(x, rate_in // g, rate_out // g)
+    return fit_length(x, length)
+
+
+def fit_length(x: torch.Tensor, length: int) -> torch.Tensor:
+    """The last axis cut or zero-padded to exactly ``length`` samples."""
     n = x.shape[-1]
     return x[..., :length] if n >= length else F.pad(x, (0, length - n))
 

@@ -77,9 +77,10 @@ class _WaveletPacket(nn.Module):
         if min(sizes) // (self.factor // 2) < self.filter_length - 1 and self.filter_length > 2:
             raise ModelError(f"input size {shown} is too small for wavelet {self.wavelet!r}")
 
-    def _weights(self, channels: int, x: torch.Tensor, axis: int) -> torch.Tensor:
-        """The (lo, hi) pair oriented along ``axis`` (2 or 3), repeated for ``channels`` groups."""
-        w = self.bank.to(device=x.device, dtype=x.dtype)  # (2, 1, L)
+    def _weights(self, channels: int, x: torch.Tensor, axis: int, bank: torch.Tensor | None = None) -> torch.Tensor:
+        """The (lo, hi) pair (``bank``, default this packet's filters) oriented along ``axis`` (2 or
+        3), repeated for ``channels`` groups."""
+        w = (self.bank if bank is None else bank).to(device=x.device, dtype=x.dtype)  # (2, 1, L)
         if self.dims == 2:
             w = w.unsqueeze(3) if axis == 2 else w.unsqueeze(2)  # (2, 1, L, 1) or (2, 1, 1, L)
         return w.repeat(channels, *([1] * (w.dim() - 1)))
@@ -96,12 +97,13 @@ class _WaveletPacket(nn.Module):
         conv = F.conv1d if self.dims == 1 else F.conv2d
         return conv(x, self._weights(c, x, axis), stride=self._stride(axis), groups=c)
 
-    def _merge(self, y: torch.Tensor, axis: int) -> torch.Tensor:
-        """Inverse of ``_split`` (the transpose of an orthogonal map)."""
+    def merge(self, y: torch.Tensor, axis: int, bank: torch.Tensor | None = None) -> torch.Tensor:
+        """Inverse of ``_split`` along ``axis`` (the transpose of an orthogonal map); ``bank``
+        replaces the filters (``lcodec.models.exact`` passes them as integers)."""
         c = y.shape[1] // 2
         n = 2 * y.shape[axis]
         conv_t = F.conv_transpose1d if self.dims == 1 else F.conv_transpose2d
-        x = conv_t(y, self._weights(c, y, axis), stride=self._stride(axis), groups=c)  # axis: n + L - 2
+        x = conv_t(y, self._weights(c, y, axis, bank), stride=self._stride(axis), groups=c)  # axis: n + L - 2
         pad = self.filter_length - 2
         if pad:  # fold the periodic overhang back onto the start
             x = x.clone()
@@ -118,7 +120,7 @@ class _WaveletPacket(nn.Module):
 
     def _synthesis(self, y: torch.Tensor) -> torch.Tensor:
         for axis in reversed(range(2, 2 + self.dims)):
-            y = self._merge(y, axis)
+            y = self.merge(y, axis)
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,11 +17,12 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import torch
+
+from lcodec.bitstream.container import atomic_write
 
 __all__ = ["deflate_archive", "save_deflated", "repack_folder"]
 
@@ -44,9 +45,7 @@ def save_deflated(obj: object, path: Path) -> None:
     """``torch.save(obj, path)``, deflated, written through a temporary file (never half a file)."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(deflate_archive(buf.getvalue()))
-    os.replace(tmp, path)
+    atomic_write(path, deflate_archive(buf.getvalue()), overwrite=True)
 
 
 def _sha(path: Path) -> str:
@@ -70,9 +69,7 @@ def repack_folder(folder: Path) -> dict[str, tuple[int, int]]:
             state["base_sha256"] = _sha(folder / state["base"])
             save_deflated(state, path)
         else:  # the same archive entries, only deflated
-            tmp = path.with_suffix(".pt.tmp")
-            tmp.write_bytes(deflate_archive(path.read_bytes()))
-            os.replace(tmp, path)
+            atomic_write(path, deflate_archive(path.read_bytes()), overwrite=True)
         sizes[path.name] = (before, path.stat().st_size)
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}

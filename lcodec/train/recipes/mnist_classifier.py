@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,14 +108,12 @@ def train_mnist_classifier(
     heldout = accuracy(model, x_eval, y_eval)
 
     out_path = Path(out_path)
+    from lcodec.train.loop import record_in_manifest
     from lcodec.train.pack_weights import save_deflated
 
     save_deflated(classifier_state(model, {"recipe": dataclasses.asdict(recipe), "heldout_accuracy": heldout}), out_path)
+    record_in_manifest(out_path)
     sha = hashlib.sha256(out_path.read_bytes()).hexdigest()
-    manifest_path = out_path.parent / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest[out_path.name] = sha
-    manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
     return TrainedClassifier(out_path, sha, heldout, time.perf_counter() - start)
 
 
