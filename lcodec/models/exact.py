@@ -90,15 +90,39 @@ def gelu_table() -> torch.Tensor:
     return _GELU
 
 
-def exact_gelu(a: torch.Tensor) -> torch.Tensor:
+def exact_gelu(a: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """The GELU table applied to ``a`` (float64 integers): the table's entry inside
+    ``|a| <= GELU_RANGE``, ``a`` above it, 0 below it. ``inplace`` overwrites ``a``."""
     table = gelu_table()
+    lo, hi = torch.aminmax(a)
+    if lo >= -GELU_RANGE and hi <= GELU_RANGE:  # the common case: one gather
+        if inplace and a.is_contiguous():
+            index, out = a.add_(GELU_RANGE).to(torch.int32), a
+        else:
+            index, out = (a + GELU_RANGE).to(torch.int32), torch.empty(a.shape, dtype=a.dtype)
+        return torch.index_select(table, 0, index.reshape(-1), out=out.view(-1)).view(a.shape)
     inside = table[(a.clamp(-GELU_RANGE, GELU_RANGE) + GELU_RANGE).long()]
-    return torch.where(a > GELU_RANGE, a, torch.where(a < -GELU_RANGE, torch.zeros_like(a), inside))
+    out = torch.where(a > GELU_RANGE, a, torch.where(a < -GELU_RANGE, torch.zeros_like(a), inside))
+    return a.copy_(out) if inplace else out
 
 
 class IntConv:
     """A convolution with integer weights ``round(w * 2**e_c)`` per output channel c, from an
-    input with ``in_bits`` fractional bits to an output with ``ACT_BITS``."""
+    input with ``in_bits`` fractional bits to an output with ``ACT_BITS``.
+
+    It runs as float64 GEMMs, one per kernel tap, over bands of rows: the input's rows are
+    flattened at their padded width, so tap (i, j) reads the same matrix shifted by
+    ``i * width + j`` (no copy), and every tap adds into the band's output (which starts at the
+    bias); the columns past the valid width are cropped at the end. When every channel's
+    rescale ``2**-s_c`` is a right shift (s_c >= 1), it is folded into the GEMM: the taps are
+    ``w_int * 2**-s_c`` and the bias ``(b_int + 2**(s_c - 1)) * 2**-s_c``, so each output is
+    ``(acc + half) * 2**-s_c``, a multiple of 2**-s_c whose integer numerator is below 2**53,
+    hence exact in any summation order, and one ``floor`` rounds it half up. Otherwise the
+    accumulator is rescaled and rounded after the GEMM. Both give the same integers as
+    ``floor(acc * 2**-s_c + 1/2)``.
+    """
+
+    band_values = 1 << 18  # output values per GEMM band (cache-sized); the result does not depend on it
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, in_bits: int, dims: int, padding: int) -> None:
         w = np.asarray(weight, dtype=np.float64)
@@ -111,17 +135,62 @@ class IntConv:
         b = np.zeros(w.shape[0]) if bias is None else np.asarray(bias, dtype=np.float64)
         self.bias = torch.from_numpy(np.rint(b * np.ldexp(1.0, acc_bits)))
         fan_in = int(np.prod(w.shape[1:]))
-        if fan_in * 2.0**25 * WEIGHT_MAX + float(np.abs(self.bias.numpy()).max(initial=0.0)) >= 2.0**53:
+        shifts = acc_bits - ACT_BITS  # s_c: the accumulator has s_c more fractional bits than the output
+        half = np.where(shifts >= 1, np.ldexp(1.0, np.maximum(shifts, 1) - 1), 0.0)
+        if fan_in * 2.0**25 * WEIGHT_MAX + float(np.abs(self.bias.numpy()).max(initial=0.0)) + half.max() >= 2.0**53:
             raise ModelError(f"a layer with {fan_in} inputs per output (or its bias) is too large for exact "
                              "float64 sums; the exact decoder cannot run this model")
-        self.shift = torch.from_numpy(np.ldexp(1.0, ACT_BITS - acc_bits))  # exact powers of two
+        self.shift = torch.from_numpy(np.ldexp(1.0, -shifts))  # exact powers of two
         self.dims, self.padding = dims, padding
+        self.folded = bool((shifts >= 1).all())
+        k = w.shape[2:]
+        self.kernel = (1, k[0]) if dims == 1 else (k[0], k[1])
+        taps = self.weight * self.shift.view(-1, *[1] * (w.ndim - 1)) if self.folded else self.weight
+        # (O, C, kh, kw) -> one contiguous (O, C) matrix per tap, row-major over (i, j)
+        taps = taps.reshape(w.shape[0], w.shape[1], *self.kernel)
+        self.taps = [taps[:, :, i, j].contiguous() for i in range(self.kernel[0]) for j in range(self.kernel[1])]
+        self.start = ((self.bias + torch.from_numpy(half)) * self.shift).view(-1, 1) if self.folded \
+            else self.bias.view(-1, 1)
+
+    def gemm(self, x: torch.Tensor, width: int, rows: int, slack: int = 2) -> torch.Tensor:
+        """The layer on a flattened image: ``x`` (C, N) holds rows of ``width`` values back to back
+        (N >= (rows + kh - 1) * width + kw - 1) -> (O, rows * width + slack), rounded and clamped.
+        An output row's last ``kw - 1`` values read into the next row (they are not valid outputs;
+        callers crop them), the ``slack`` values at the end are 0, so a following layer can read
+        this output as its ``x`` without a copy."""
+        kh, kw = self.kernel
+        O = self.start.shape[0]
+        out = x.new_empty(O, rows * width + slack)
+        out[:, rows * width :] = 0
+        band, n = max(256, self.band_values // O), rows * width
+        for f0 in range(0, n, band):  # bands of output positions (the flat layout makes any cut valid)
+            dst = out[:, f0 : min(n, f0 + band)]
+            dst.copy_(self.start.expand_as(dst))
+            for t, tap in enumerate(self.taps):
+                i, j = divmod(t, kw)
+                s0 = f0 + i * width + j
+                dst.addmm_(tap, x[:, s0 : s0 + dst.shape[1]])
+        if not self.folded:
+            out = out.mul_(self.shift.view(-1, 1)).add_(0.5)
+        return _clamp(out.floor_())
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        conv = F.conv1d if self.dims == 1 else F.conv2d
-        view = (1, -1) + (1,) * self.dims
-        acc = conv(a, self.weight, padding=self.padding) + self.bias.view(view)
-        return _clamp(round_half_up(acc * self.shift.view(view)))
+        """a: (B, C, L) or (B, C, H, W) float64 integers -> (B, O, ...) float64 integers."""
+        p = self.padding
+        if p:
+            a = F.pad(a, (p,) * (2 * self.dims))
+        kh, kw = self.kernel
+        B, C = a.shape[:2]
+        H, W = (1, a.shape[-1]) if self.dims == 1 else a.shape[-2:]
+        Ho, Wo = H - kh + 1, W - kw + 1
+        outs = []
+        for b in range(B):
+            x = a[b].reshape(C, H * W)
+            if kw > 1:  # the last row's shifted reads run kw - 1 past the end
+                x = F.pad(x, (0, kw - 1))
+            outs.append(self.gemm(x, W, Ho, slack=0).view(-1, Ho, W)[..., :Wo])
+        out = outs[0].unsqueeze(0) if B == 1 else torch.stack(outs)
+        return out[:, :, 0] if self.dims == 1 else out
 
     def tensors(self) -> list[torch.Tensor]:
         return [self.weight, self.bias, self.shift]
@@ -156,7 +225,7 @@ def _check_gelu(blocks: nn.Module) -> None:
 
 def _residual(blocks: list[tuple[IntConv, IntConv]], h: torch.Tensor) -> torch.Tensor:
     for conv1, conv2 in blocks:
-        h = _clamp(h + conv2(exact_gelu(conv1(exact_gelu(h)))))
+        h = _clamp(h + conv2(exact_gelu(conv1(exact_gelu(h)), inplace=True)))
     return h
 
 
@@ -211,15 +280,23 @@ class ExactWallocDecoder:
         return y
 
     def _postfilter(self, a: torch.Tensor) -> torch.Tensor:
+        """Bands of ``band_rows`` rows, each through the valid 3x3 layers on the flattened rows of
+        the replicate-padded band (``IntConv.gemm``: no copies between layers; each layer's two
+        invalid columns per row stay at the right end, cropped once at the last layer)."""
         first, body, last, layers = self.post
         out = torch.empty_like(a)
         padded = F.pad(a, (layers,) * 4, mode="replicate")
-        for r0 in range(0, a.shape[-2], self.band_rows):
-            r1 = min(a.shape[-2], r0 + self.band_rows)
-            h = first(padded[..., r0:r1 + 2 * layers, :])
-            for conv in body:
-                h = conv(exact_gelu(h))
-            out[..., r0:r1, :] = a[..., r0:r1, :] + last(exact_gelu(h))
+        width = a.shape[-1] + 2 * layers
+        for b in range(a.shape[0]):
+            for r0 in range(0, a.shape[-2], self.band_rows):
+                r1 = min(a.shape[-2], r0 + self.band_rows)
+                rows = r1 - r0 + 2 * layers
+                h = F.pad(padded[b, :, r0 : r1 + 2 * layers].reshape(3, -1), (0, 2))
+                h = first.gemm(h, width, rows - 2)
+                for n, conv in enumerate(body):
+                    h = conv.gemm(exact_gelu(h, inplace=True), width, rows - 4 - 2 * n)
+                h = last.gemm(exact_gelu(h, inplace=True), width, r1 - r0)
+                out[b, :, r0:r1] = a[b, :, r0:r1] + h[:, : (r1 - r0) * width].view(3, r1 - r0, width)[..., : a.shape[-1]]
         return _clamp(out)
 
     # -------------------------------------------------------------- the decoder

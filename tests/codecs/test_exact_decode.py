@@ -112,7 +112,7 @@ def test_int_conv_equals_an_int64_reference():
     # rescale by 2**(ACT_BITS - acc_bits) <= 1 and round half up, in integers
     shift = (-torch.log2(conv.shift)).round().to(torch.int64).view(-1, 1)
     ref = torch.div(acc + (1 << shift) // 2, 1 << shift, rounding_mode="floor").clamp(-2**25, 2**25)
-    assert torch.equal(got.view(8, -1).to(torch.int64), ref)
+    assert torch.equal(got.reshape(8, -1).to(torch.int64), ref)
     peaks = conv.weight.abs().flatten(1).max(1).values  # 16-bit weights: each channel's peak in the top octave
     assert bool(((peaks >= 2**14 - 1) & (peaks <= 2**15 - 1)).all())
 
