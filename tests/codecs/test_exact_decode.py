@@ -117,6 +117,49 @@ def test_int_conv_equals_an_int64_reference():
     assert bool(((peaks >= 2**14 - 1) & (peaks <= 2**15 - 1)).all())
 
 
+def _int64_conv(conv: IntConv, a: torch.Tensor, k: int, pad: int, dims: int) -> torch.Tensor:
+    """The layer in int64: unfold + integer matmul, rescale by 2**-s (s of either sign) and
+    round half up, clamp; the output as (B, O, positions)."""
+    x = a.to(torch.int64)
+    if dims == 1:  # a 1-D layer is a 2-D one on a single row
+        x, kernel, padding = x.unsqueeze(2), (1, k), (0, pad)
+    else:
+        kernel, padding = (k, k), (pad, pad)
+    cols = F.unfold(F.pad(x.double(), (padding[1],) * 2 + (padding[0],) * 2), kernel).round().to(torch.int64)
+    acc = conv.weight.to(torch.int64).reshape(conv.weight.shape[0], -1) @ cols + conv.bias.to(torch.int64).view(-1, 1)
+    s = (-torch.log2(conv.shift)).round().to(torch.int64).view(-1, 1)  # acc has s more fractional bits
+    up = acc * (1 << (-s).clamp(min=0))  # s < 0: an exact left shift
+    sp = s.clamp(min=0)
+    return torch.div(up + (1 << sp) // 2, 1 << sp, rounding_mode="floor").clamp(-2**25, 2**25)
+
+
+@pytest.mark.parametrize("dims,k,pad,batch,scale,band", [
+    (2, 3, 1, 2, 0.05, 1 << 18),  # the synthesis' 3x3 layers, two images
+    (2, 3, 0, 1, 0.05, 6 * 256),  # the post-filter's valid 3x3, bands of 256 outputs
+    (2, 1, 0, 1, 0.05, 1 << 18),  # 1x1 projections
+    (1, 3, 1, 2, 0.05, 6 * 300),  # audio's 1-D layers, several bands
+    (2, 3, 1, 1, 900.0, 6 * 256),  # some weights so large that their rescale is a left shift (not folded)
+])
+def test_int_conv_gemm_path_equals_int64_for_every_layer_shape(dims, k, pad, batch, scale, band):
+    """The tap-by-tap GEMMs over flattened rows (bands, batch items, 1-D, 1x1, the unfolded
+    rescale) give the int64 convolution's integers, at inputs up to the clamp."""
+    g = torch.Generator().manual_seed(k + 10 * pad + batch)
+    shape = (6, 40) + ((k,) if dims == 1 else (k, k))
+    w = torch.randn(*shape, generator=g).numpy() * 0.05
+    w[:3] *= scale / 0.05  # channels 0-2 (the rest keep a right shift)
+    b = torch.randn(6, generator=g).numpy()
+    in_bits = 8 if scale > 1 else ACT_BITS
+    conv = IntConv(w, b, in_bits, dims=dims, padding=pad)
+    conv.band_values = band
+    assert conv.folded == (scale < 1)
+    size = (batch, 40) + ((1000,) if dims == 1 else (30, 41))
+    a = torch.randint(-2**25, 2**25 + 1, size, generator=g)
+    got = conv(a.double())
+    ref = _int64_conv(conv, a, k, pad, dims)
+    assert got.shape[:2] == (batch, 6)
+    assert torch.equal(got.reshape(batch, 6, -1).to(torch.int64), ref)
+
+
 def test_int_conv_refuses_a_layer_too_wide_for_exact_sums():
     from lcodec.errors import ModelError
 
