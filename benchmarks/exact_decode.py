@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
              f"Images: the first {len(images)} of images/val (PSNR on 8-bit RGB); audio: {len(clips)} music clips at "
              "48 kHz (SNR of the 16-bit WAV). Decode time: `decompress` on 2 threads, warm.", "",
              "`python benchmarks/exact_decode.py --images 8 --codec walloc-rgb-rd --codec walloc-rgb "
-             "--codec walloc-audio-hp`, then `--images 8 --codec vq-rgb` (kept together).", "",
+             "--codec walloc-audio-hp --codec vq-rgb`.", "",
              "| codec | BD-rate of exact vs float | mean quality gap | decode time exact / float |", "|---|---|---|---|"]
     for r in results:
         bd = f"{r['bd_rate_percent']:+.3f}%" if "bd_rate_percent" in r else "n/a (one shipped rate)"

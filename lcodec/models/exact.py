@@ -16,8 +16,8 @@ same network on integers instead:
   the identity or 0 to within 1e-14), built once with ``math.erf``;
 * the inverse wavelet packet uses the filters as integers ``round(f * 2**20)``.
 
-**Why it is exact.** The integers are held in float64 and the convolutions run in float64
-(``F.conv*d``: im2col + GEMM for float64 on CPU, no Winograd or FFT). A product of two
+**Why it is exact.** The integers are held in float64 and the convolutions run as float64
+GEMMs (one BLAS ``addmm`` per kernel tap, see ``IntConv``; no Winograd or FFT). A product of two
 integers and every partial sum are integers below 2**53 in magnitude, so each is represented
 exactly and the sum is the same integer in any order, blocking or thread count. Per layer:
 
