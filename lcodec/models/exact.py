@@ -276,7 +276,7 @@ class ExactWallocDecoder:
         convolution and the periodic fold: sums of integer products), rescaled and rounded."""
         for _ in range(self.wpt.levels):
             for axis in reversed(range(2, 2 + self.dims)):
-                y = _clamp(round_half_up(self.wpt.merge(y, axis, self.bank) * 2.0**-FILTER_BITS))
+                y = _clamp(self.wpt.merge(y, axis, self.bank).mul_(2.0**-FILTER_BITS).add_(0.5).floor_())
         return y
 
     def _postfilter(self, a: torch.Tensor) -> torch.Tensor:
