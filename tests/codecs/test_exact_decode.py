@@ -160,6 +160,21 @@ def test_int_conv_gemm_path_equals_int64_for_every_layer_shape(dims, k, pad, bat
     assert torch.equal(got.reshape(batch, 6, -1).to(torch.int64), ref)
 
 
+def test_polyphase_merge_equals_the_packets_transposed_convolution():
+    """The exact 1-D inverse step (``merge_1d``) gives ``WaveletPacket.merge``'s integers, for the
+    audio packet's 16-tap filters and a 2-tap (Haar) pair, long and short signals, many channels."""
+    from lcodec.models.exact import merge_1d
+    from lcodec.models.wavelet import WaveletPacket1d
+
+    g = torch.Generator().manual_seed(3)
+    for wavelet in ("sym8", "haar"):
+        wpt = WaveletPacket1d(1, wavelet)
+        bank = torch.round(wpt.bank.double() * 2**20)
+        for channels, n in [(1, 3000), (64, 40), (3, 9)]:
+            y = torch.randint(-2**25, 2**25 + 1, (2, 2 * channels, n), generator=g).double()
+            assert torch.equal(merge_1d(y, bank), wpt.merge(y, 2, bank)), (wavelet, channels, n)
+
+
 def test_int_conv_refuses_a_layer_too_wide_for_exact_sums():
     from lcodec.errors import ModelError
 
