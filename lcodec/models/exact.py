@@ -229,29 +229,36 @@ def _residual(blocks: list[tuple[IntConv, IntConv]], h: torch.Tensor) -> torch.T
     return h
 
 
-def merge_1d(y: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
-    """``WaveletPacket.merge`` in 1-D (channels 2c, 2c + 1 -> c at twice the length, periodic),
-    computed polyphase: output sample 2m + p is ``sum_i sum_k y[2c + i, m - k] * bank[i, 2k + p]``,
-    one scaled add per filter tap over all channels at once (the transposed convolution's CPU
-    kernel is several times slower on long signals). The same integers as ``merge``: every
-    product and partial sum is an integer below 2**53."""
-    B, c2, n = y.shape
+def merge_exact(y: torch.Tensor, bank: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """``WaveletPacket.merge`` along ``axis`` (channels 2c, 2c + 1 -> c, twice the length on that
+    axis, periodic), computed polyphase: output sample 2m + p is ``sum_i sum_k y[2c + i, m - k] *
+    bank[i, 2k + p]``, one scaled add per filter tap over all channels at once (the transposed
+    convolution's CPU kernel is several times slower on long signals). The same integers as
+    ``merge``: every product and partial sum is an integer below 2**53."""
+    axis = axis % y.dim()
+    B, c2, n = y.shape[0], y.shape[1], y.shape[axis]
     length = bank.shape[-1]
     if length % 2:
         raise ModelError("the polyphase merge needs filters of even length")
     c, k = c2 // 2, length // 2
-    z = F.pad(y.reshape(B * c, 2, n), (k - 1, k - 1))
-    out = y.new_zeros(B * c, n + k - 1, 2)
+    rest = list(y.shape[2:])
+    z = y.reshape(B * c, 2, *rest)
+    pad = [0, 0] * (y.dim() - 1 - axis) + [k - 1, k - 1]
+    z = F.pad(z, pad)  # along ``axis`` (z keeps y's axis numbering)
+    m = n + k - 1
+    out_shape = [B * c, *rest[: axis - 2], m, 2, *rest[axis - 1 :]]
+    out = y.new_zeros(out_shape)
     for p in range(2):
+        phase = out.select(axis, p)  # the m axis sits at axis - 1, as in zi below
         for i in range(2):
-            taps = bank[i, 0, p::2].flip(0).tolist()
-            for j, w in enumerate(taps):
+            zi = z.select(1, i)  # axis -> axis - 1
+            for j, w in enumerate(bank[i, 0, p::2].flip(0).tolist()):
                 if w:
-                    out[:, :, p].add_(z[:, i, j : j + n + k - 1], alpha=w)
-    x = out.view(B, c, 2 * (n + k - 1))
+                    phase.add_(zi.narrow(axis - 1, j, m), alpha=w)
+    x = out.view(B, c, *rest[: axis - 2], 2 * m, *rest[axis - 1 :])
     if length > 2:  # fold the periodic overhang back onto the start
-        x[..., : length - 2] += x[..., 2 * n :]
-    return x[..., : 2 * n]
+        x.narrow(axis, 0, length - 2).add_(x.narrow(axis, 2 * n, length - 2))
+    return x.narrow(axis, 0, 2 * n)
 
 
 class ExactWallocDecoder:
@@ -301,7 +308,7 @@ class ExactWallocDecoder:
         convolution and the periodic fold: sums of integer products), rescaled and rounded."""
         for _ in range(self.wpt.levels):
             for axis in reversed(range(2, 2 + self.dims)):
-                x = merge_1d(y, self.bank) if self.dims == 1 else self.wpt.merge(y, axis, self.bank)
+                x = merge_exact(y, self.bank, axis)
                 y = _clamp(x.mul_(2.0**-FILTER_BITS).add_(0.5).floor_())
         return y
 

@@ -161,18 +161,21 @@ def test_int_conv_gemm_path_equals_int64_for_every_layer_shape(dims, k, pad, bat
 
 
 def test_polyphase_merge_equals_the_packets_transposed_convolution():
-    """The exact 1-D inverse step (``merge_1d``) gives ``WaveletPacket.merge``'s integers, for the
-    audio packet's 16-tap filters and a 2-tap (Haar) pair, long and short signals, many channels."""
-    from lcodec.models.exact import merge_1d
-    from lcodec.models.wavelet import WaveletPacket1d
+    """The exact inverse step (``merge_exact``) gives ``WaveletPacket.merge``'s integers: 1-D with
+    the audio packet's 16-tap filters and Haar, 2-D along each axis with 8-tap filters and Haar,
+    long and short signals, many channels."""
+    from lcodec.models.exact import merge_exact
+    from lcodec.models.wavelet import WaveletPacket1d, WaveletPacket2d
 
     g = torch.Generator().manual_seed(3)
-    for wavelet in ("sym8", "haar"):
-        wpt = WaveletPacket1d(1, wavelet)
+    cases = [(WaveletPacket1d, "sym8", (1, 3000)), (WaveletPacket1d, "haar", (64, 40)), (WaveletPacket1d, "sym8", (3, 9)),
+             (WaveletPacket2d, "sym4", (3, 12, 17)), (WaveletPacket2d, "haar", (8, 5, 6))]
+    for packet, wavelet, (channels, *size) in cases:
+        wpt = packet(1, wavelet)
         bank = torch.round(wpt.bank.double() * 2**20)
-        for channels, n in [(1, 3000), (64, 40), (3, 9)]:
-            y = torch.randint(-2**25, 2**25 + 1, (2, 2 * channels, n), generator=g).double()
-            assert torch.equal(merge_1d(y, bank), wpt.merge(y, 2, bank)), (wavelet, channels, n)
+        y = torch.randint(-2**25, 2**25 + 1, (2, 2 * channels, *size), generator=g).double()
+        for axis in range(2, y.dim()):
+            assert torch.equal(merge_exact(y, bank, axis), wpt.merge(y, axis, bank)), (wavelet, size, axis)
 
 
 def test_int_conv_refuses_a_layer_too_wide_for_exact_sums():
