@@ -44,6 +44,7 @@ from lcodec.codecs.fitting import StepBudget, cosine_scale
 from lcodec.codecs.video import frame_span, video_frames
 from lcodec.entropy.weights import WeightPrior, decode_integer_tensors, encode_integer_tensors
 from lcodec.errors import BitstreamError, InputError, ModelError
+from lcodec.models.exact_nirvana import ExactNirvanaNet
 from lcodec.models.nirvana import NirvanaConfig, NirvanaNet
 from lcodec.registry import CodecSpec, register_codec
 
@@ -113,6 +114,7 @@ class NirvanaCodec(Codec):
     """Per-group networks fitted at encode time + a weights entropy model (module docstring)."""
 
     modality = "video"
+    exact_decode = True  # decode with lcodec.models.exact_nirvana; False: the float network
 
     def __init__(self, cfg: NirvanaConfig, *, name: str, quality: int, lmbda: float) -> None:
         super().__init__()
@@ -342,9 +344,12 @@ class NirvanaCodec(Codec):
         steps = np.frombuffer(c.sections[1], dtype="<f4").astype(np.float64).tolist()
         size = self.padded(h, w)
         for g, ints in self.iter_integers(data, a // self.group, -(-b // self.group), parsed=(c, index)):
-            for t, n, s in zip(self.net.tensors, ints, steps):
-                t.set_integers(n, s)
-            out = self.net(size)[:, :, :h, :w].clamp(0, 1)
+            if self.exact_decode:  # fixed point: the same frames on every machine and thread count
+                out = ExactNirvanaNet(self.cfg, ints, steps)(size)[:, :, :h, :w].clamp(0, 1)
+            else:
+                for t, n, s in zip(self.net.tensors, ints, steps):
+                    t.set_integers(n, s)
+                out = self.net(size)[:, :, :h, :w].clamp(0, 1)
             for k in range(self.group):
                 if a <= g * self.group + k < b:
                     yield out[k]

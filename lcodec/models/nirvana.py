@@ -16,8 +16,9 @@ runs on the whole frame's feature map rather than on each patch alone, so patche
 
 Quantisation (``QuantTensor``): every tensor is an integer tensor times a learned per-tensor step;
 the fit sees the rounded weights (straight-through rounding), the stream carries the integers
-and the steps (float32). The decoder's network is float32: its frames agree across machines and
-thread counts up to float rounding (measured in docs/models/nirvana-video.md).
+and the steps (float32). The decoder runs the network in fixed point (``lcodec.models.exact_nirvana``):
+the same frames on every machine and thread count; ``NirvanaCodec.exact_decode = False`` runs it in
+float32 (the encoder's network) instead.
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import hashlib
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,9 +84,13 @@ def test_decoder_rebuilds_the_encoders_integers_and_frames(coded):
     assert [g for g, _ in decoded] == [0, 1, 2]
     for (_, got), want in zip(decoded, ints):
         assert all(torch.equal(a, b) for a, b in zip(got, want))
+    c.exact_decode = False  # the float decoder runs the encoder's network
     y = c.decompress(data)
     assert y.shape == x.shape
     assert torch.allclose(y[0].permute(1, 0, 2, 3), frames, atol=1e-6)
+    c.exact_decode = True  # the fixed-point one: within a small fraction of an 8-bit level
+    y = c.decompress(data)
+    assert float((y[0].permute(1, 0, 2, 3) - frames).abs().max()) < 0.25 / 255
     flat = x.mean(dim=(2, 3, 4), keepdim=True).expand_as(x)
     assert _psnr(y, x) > _psnr(flat, x) + 2  # a 30-step fit already beats each channel's mean colour
 
@@ -237,3 +242,36 @@ def test_decoder_cost_matches_a_flop_count():
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         net((h, w))
     assert counter.get_total_flops() / 2 / (net.cfg.group * h * w) == pytest.approx(net.macs_per_pixel(h, w), rel=1e-6)
+
+
+# ------------------------------------------------------------------ exact decode (issue 29)
+GOLDEN_STREAM = Path(__file__).resolve().parents[1] / "data" / "golden" / "nirvana-video-q1.bin"
+# sha256 of the uint8 frames that GOLDEN_STREAM decodes to with the exact decoder (any machine)
+GOLDEN_FRAMES_SHA256 = "9d71198addcb21c16a636ca33396621b7e6f6336b42bcaabdda658a44fe60184"
+
+_DECODE = ("import sys, hashlib, torch\n"
+           "torch.set_num_threads(int(sys.argv[1]))\n"
+           "import lcodec\n"
+           "c = lcodec.load('nirvana-video', 1)\n"
+           "y = c.decompress(open(sys.argv[2], 'rb').read())\n"
+           "print(hashlib.sha256(torch.round(y * 255).to(torch.uint8).numpy().tobytes()).hexdigest())\n")
+
+
+def test_exact_decode_gives_the_same_frames_with_1_and_2_threads_in_separate_processes():
+    """A committed stream (4 frames of 20x28, two groups) decodes to the same uint8 frames with 1
+    and 2 threads, and to the pinned hash (so on every machine)."""
+    got = {t: subprocess.run([sys.executable, "-c", _DECODE, t, str(GOLDEN_STREAM)], capture_output=True,
+                             text=True, check=True).stdout.strip() for t in ("1", "2")}
+    assert got["1"] == got["2"] == GOLDEN_FRAMES_SHA256
+
+
+def test_exact_sine_is_sine_to_a_few_steps_and_its_table_is_pinned():
+    from lcodec.models.exact_nirvana import exact_sin, sine_table
+
+    a = torch.cat([torch.arange(-40000, 40000, 7), torch.tensor([2**25, -2**25, 2**24 + 12345])]).double()
+    want = torch.sin(a / 2**14)  # float64 reference
+    err = (exact_sin(a) / 2**14 - want).abs().max()
+    assert float(err) < 8e-5  # phase within pi / 2**16 (4.8e-5) of the true one, value rounded to 2**-14 (3.1e-5)
+    assert hashlib.sha256(sine_table().numpy().tobytes()).hexdigest() == (
+        "6cd653e32a6a2faacc1630784f3b0b2655f8d610a8e52b2c41ebf0fbe50af65b")
+
