@@ -85,6 +85,20 @@ def test_batch_composition_does_not_change_an_item(photo):
     assert torch.equal(both[1], codec.decompress(codec.compress(b))[0])
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["walloc-rgb", "walloc-rgb-rd", "vq-rgb"])
+def test_a_codec_on_cuda_decodes_to_the_cpu_codecs_pixels(name, photo):
+    """CUDA <-> CPU: one stream, decoded by the codec on each device, gives the same values (the
+    fixed-point synthesis runs on the CPU; the entropy decode and the means may run on CUDA)."""
+    import copy
+
+    cpu = lcodec.load(name)
+    gpu = copy.deepcopy(cpu).cuda()
+    for data in (cpu.compress(photo), gpu.compress(photo.cuda())):
+        assert torch.equal(gpu.decompress(data).cpu(), cpu.decompress(data))
+
+
 def test_exact_decoder_stays_within_a_fraction_of_a_level_of_the_float_one(photo):
     for name in ("walloc-rgb", "walloc-rgb-rd", "vq-rgb"):
         codec = lcodec.load(name)
