@@ -350,6 +350,26 @@ class ExactWallocDecoder:
             a = self._postfilter(a)
         return (a * 2.0**-ACT_BITS).float()
 
+    def macs_per_pixel(self, out_channels: int = 3) -> float:
+        """Integer multiply-accumulates per output position (a pixel, or an audio sample frame) with
+        ``out_channels`` values: the synthesis' convolutions at its latent grid (``2**levels``
+        positions apart on each axis; vq-rgb's code decoder on a grid twice as coarse), the inverse
+        packet (``L`` per output value per one-axis step: ``levels * dims`` steps), the post-filter
+        at full resolution."""
+        def macs(convs: list[IntConv]) -> int:
+            return sum(int(c.weight.numel()) for c in convs)
+
+        per_latent = macs([self.skip, self.head, *[c for pair in self.blocks for c in pair], self.tail])
+        grid = 2 ** (self.wpt.levels * self.dims)
+        total = per_latent / grid
+        if self.pre is not None:
+            head, blocks, tail = self.pre
+            total += macs([head, *[c for pair in blocks for c in pair], tail]) / (grid * 2**self.dims)
+        total += out_channels * self.bank.shape[-1] * self.wpt.levels * self.dims
+        if self.post is not None:
+            total += macs([self.post[0], *self.post[1], self.post[2]])
+        return total
+
     def digest(self) -> str:
         """sha256 of every derived integer table (what decides the output, besides the latents)."""
         h = hashlib.sha256()

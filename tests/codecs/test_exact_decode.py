@@ -111,6 +111,22 @@ def test_exact_decoder_stays_within_a_fraction_of_a_level_of_the_float_one(photo
         assert abs(10 * np.log10(mse(flt) / mse(exact))) < 0.01  # dB
 
 
+@pytest.mark.parametrize("name,slack", [("vq-rgb", 0.0), ("walloc-rgb-rd", 0.02)])
+def test_stated_macs_per_pixel_match_torchs_count_of_the_float_decoder(name, slack):
+    """``macs_per_pixel`` against PyTorch's FLOP counter over the float decoder (rd: its post-filter
+    also computes a halo around the image, up to 2% more)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    codec = lcodec.load(name)
+    codec.exact_decode = False
+    latents = codec.encode_latents(torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0)))
+    with FlopCounterMode(display=False) as counter:
+        out = codec._decode_padded(latents)
+    counted = counter.get_total_flops() / 2 / (out.shape[-2] * out.shape[-1])
+    stated = codec.exact_decoder().macs_per_pixel()
+    assert stated <= counted <= stated * (1 + slack)
+
+
 def test_int_conv_equals_an_int64_reference():
     """The float64 convolution of integers is the integer convolution: compared with int64
     arithmetic (unfold + integer matmul), at the largest inputs the bounds allow."""
