@@ -1,6 +1,7 @@
 """LatentDataset: real cached streams, cache reuse, exact latents, labels, stale-cache re-encoding."""
 import copy
 import json
+import multiprocessing
 import warnings
 from pathlib import Path
 
@@ -294,3 +295,30 @@ def test_variable_sizes_pad_collate_buckets_and_crops(crops, codec, tmp_path):
     assert torch.equal(c, ds[0][0][:, 1:3, 1:3])
     with pytest.raises(InputError, match="outside"):
         latent_crop(ds[0][0], 0, 0, 99, 1)
+
+
+def test_workers_write_the_same_cache_as_one_process(crops, codec, tmp_path):
+    """Batches compressed in 2 forked processes give the same shards and manifest bytes as one
+    process (order kept), and the same items; an interrupted parallel build leaves nothing."""
+    same = [(crops[0][0][:, :32, :32].contiguous(), k, "x") for k in range(7)]
+    items = same + crops
+    one = build(ListDataset(items), codec, tmp_path / "one", batch_size=2)
+    two = build(ListDataset(items), codec, tmp_path / "two", batch_size=2, workers=2)
+    for name in ["manifest.json", *[p.name for p in (tmp_path / "one").glob("shard-*.bin")]]:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    assert len(json.loads((tmp_path / "two" / "manifest.json").read_text())["batches"]) == 8  # 4 + 4 odd sizes
+    for i in range(len(items)):
+        assert torch.equal(one[i][0], two[i][0]) and one[i][1:] == two[i][1:]
+
+    class Broken(ListDataset):
+        def __getitem__(self, index):
+            if index == 9:
+                raise KeyboardInterrupt
+            return super().__getitem__(index)
+
+    with pytest.raises(KeyboardInterrupt):
+        build(Broken(items), codec, tmp_path / "broken", batch_size=2, workers=2)
+    assert not (tmp_path / "broken" / "manifest.json").exists() and not list((tmp_path / "broken").glob("*shard*"))
+    assert not multiprocessing.active_children()  # the worker processes were shut down
+    with pytest.raises(InputError, match="workers"):
+        build(ListDataset(items), codec, tmp_path / "bad", workers=0)

@@ -205,6 +205,69 @@ def _split_item(item: object, index: int) -> tuple[object, tuple[object, ...] | 
     )
 
 
+def _compress_batch(codec: LatentCodec, images: list[torch.Tensor], first: int) -> list[tuple[bytes, int, int]]:
+    """One batch of same-size images -> [(stream, first item, items)]: one container for the batch,
+    or one per image for a codec that codes one image per stream."""
+    x = torch.stack([im.expand(3, -1, -1) for im in images])
+    try:
+        return [(codec.compress(x), first, len(images))]
+    except InputError as exc:
+        if len(images) > 1 and "batch" in str(exc):
+            return [item for k, im in enumerate(images) for item in _compress_batch(codec, [im], first + k)]
+        raise type(exc)(f"items {first}..{first + len(images) - 1}: {exc}") from exc
+    except LcodecError as exc:
+        raise type(exc)(f"items {first}..{first + len(images) - 1}: {exc}") from exc
+
+
+_POOL_CODEC: LatentCodec | None = None  # the codec a forked worker inherits
+
+
+def _pool_compress(images: list[torch.Tensor], first: int) -> list[tuple[bytes, int, int]]:
+    assert _POOL_CODEC is not None
+    return _compress_batch(_POOL_CODEC, images, first)
+
+
+class _BatchPool:
+    """Compresses batches in order: in this process (``workers`` 1), or in ``workers`` forked
+    processes with one torch thread each, at most ``2 * workers`` batches in flight; results come
+    back in submission order. Fork only (the workers inherit the loaded codec); where the platform
+    has no fork, batches are compressed here."""
+
+    def __init__(self, codec: LatentCodec, workers: int) -> None:
+        import multiprocessing
+
+        self.codec, self.pending, self.pool = codec, [], None
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            from concurrent.futures import ProcessPoolExecutor
+
+            global _POOL_CODEC
+            _POOL_CODEC = codec
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=torch.set_num_threads, initargs=(1,))
+            self.depth = 2 * workers
+
+    def submit(self, images: list[torch.Tensor], first: int):
+        """Queue one batch; yields the results that are ready to be written, in order."""
+        if self.pool is None:
+            yield _compress_batch(self.codec, images, first)
+            return
+        self.pending.append(self.pool.submit(_pool_compress, images, first))
+        while len(self.pending) >= self.depth:
+            yield self.pending.pop(0).result()
+
+    def finish(self):
+        while self.pending:
+            yield self.pending.pop(0).result()
+        self.close()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for f in self.pending:
+                f.cancel()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool, self.pending = None, []
+
+
 class LatentDataset(Dataset):
     """A map-style dataset of codec latents, cached once as real lcodec streams.
 
@@ -217,7 +280,9 @@ class LatentDataset(Dataset):
     size (one container per batch), unless ``cache_dir`` already holds a cache of exactly these
     items (content hashes) from this codec, quality and weights. ``in_memory`` keeps every
     decoded batch (an epoch after the first decodes nothing); False keeps only the last one
-    (sequential reads stay cheap, memory stays one batch).
+    (sequential reads stay cheap, memory stays one batch). ``workers`` > 1 compresses batches in
+    that many forked processes (one torch thread each; the items are still read, hashed and
+    written here, in order, so the cache is the same bytes as with one worker).
     """
 
     def __init__(
@@ -231,6 +296,7 @@ class LatentDataset(Dataset):
         normalize: bool = False,
         batch_size: int = 64,
         in_memory: bool = True,
+        workers: int = 1,
     ) -> None:
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise InputError(
@@ -238,6 +304,9 @@ class LatentDataset(Dataset):
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers must be an integer >= 1, got {workers!r}")
+        self.workers = workers
         self.codec = codec
         self.transform = transform
         self.batch_size = batch_size
@@ -332,25 +401,22 @@ class LatentDataset(Dataset):
             partial.append(self.cache_dir / f".{_shard_name(state['shard'])}.partial")
             writer = open(partial[-1], "wb")
 
-        def flush(images: list[torch.Tensor], first: int) -> None:
-            nonlocal limit
-            x = torch.stack([im.expand(3, -1, -1) for im in images])
-            try:
-                data = self.codec.compress(x)
-            except InputError as exc:
-                if len(images) > 1 and "batch" in str(exc):  # a codec that codes one image per stream
-                    limit = 1
-                    for k, im in enumerate(images):
-                        flush([im], first + k)
-                    return
-                raise type(exc)(f"items {first}..{first + len(images) - 1}: {exc}") from exc
-            except LcodecError as exc:
-                raise type(exc)(f"items {first}..{first + len(images) - 1}: {exc}") from exc
+        def write(data: bytes, first: int, n: int) -> None:
             if writer is None or (state["offset"] and state["offset"] + len(data) > _SHARD_BYTES):
                 open_shard()
             writer.write(data)
-            batches.append((state["shard"], state["offset"], len(data), first, len(images)))
+            batches.append((state["shard"], state["offset"], len(data), first, n))
             state["offset"] += len(data)
+
+        pool = _BatchPool(self.codec, self.workers)
+
+        def flush(images: list[torch.Tensor], first: int) -> None:
+            nonlocal limit
+            for done in pool.submit(images, first):
+                if len(done) > 1:
+                    limit = 1  # a codec that codes one image per stream: batches of one from now on
+                for data, k0, n in done:
+                    write(data, k0, n)
 
         desc = f"encoding with {self.codec.name} q{self.codec.quality}"
         pending: list[torch.Tensor] = []
@@ -366,6 +432,9 @@ class LatentDataset(Dataset):
                 targets.append(extras)
             if pending:
                 flush(pending, len(hashes) - len(pending))
+            for done in pool.finish():
+                for data, k0, n in done:
+                    write(data, k0, n)
             if writer is not None:
                 writer.close()
                 shards.append((_shard_name(state["shard"]), state["offset"]))
@@ -373,6 +442,7 @@ class LatentDataset(Dataset):
             for k, tmp in enumerate(partial):
                 os.replace(tmp, self.cache_dir / _shard_name(k))
         except BaseException:
+            pool.close()
             if writer is not None:
                 writer.close()
             for tmp in partial:
