@@ -156,15 +156,22 @@ def test_incomplete_or_resized_cache_is_reencoded(crops, codec, tmp_path):
         build(ListDataset(crops[:2]), codec, tmp_path)
 
 
-def test_interrupted_build_leaves_no_shard_and_no_manifest(crops, codec, tmp_path):
-    class Broken(ListDataset):
-        def __getitem__(self, index):
-            if index == 3:
-                raise KeyboardInterrupt
-            return super().__getitem__(index)
+class InterruptedAt(ListDataset):
+    """A dataset whose read of item ``at`` is interrupted (Ctrl-C)."""
 
+    def __init__(self, items: list, at: int) -> None:
+        super().__init__(items)
+        self.at = at
+
+    def __getitem__(self, index: int):
+        if index == self.at:
+            raise KeyboardInterrupt
+        return super().__getitem__(index)
+
+
+def test_interrupted_build_leaves_no_shard_and_no_manifest(crops, codec, tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        build(Broken(crops), codec, tmp_path, batch_size=1)
+        build(InterruptedAt(crops, 3), codec, tmp_path, batch_size=1)
     assert not (tmp_path / "manifest.json").exists() and not list(tmp_path.glob("*shard*"))
 
 
@@ -310,14 +317,8 @@ def test_workers_write_the_same_cache_as_one_process(crops, codec, tmp_path):
     for i in range(len(items)):
         assert torch.equal(one[i][0], two[i][0]) and one[i][1:] == two[i][1:]
 
-    class Broken(ListDataset):
-        def __getitem__(self, index):
-            if index == 9:
-                raise KeyboardInterrupt
-            return super().__getitem__(index)
-
     with pytest.raises(KeyboardInterrupt):
-        build(Broken(items), codec, tmp_path / "broken", batch_size=2, workers=2)
+        build(InterruptedAt(items, 9), codec, tmp_path / "broken", batch_size=2, workers=2)
     assert not (tmp_path / "broken" / "manifest.json").exists() and not list((tmp_path / "broken").glob("*shard*"))
     assert not multiprocessing.active_children()  # the worker processes were shut down
     with pytest.raises(InputError, match="workers"):
