@@ -262,8 +262,6 @@ class _BatchPool:
 
     def close(self) -> None:
         if self.pool is not None:
-            for f in self.pending:
-                f.cancel()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool, self.pending = None, []
 

@@ -56,7 +56,7 @@ from torch import nn
 
 from lcodec.errors import ModelError
 
-__all__ = ["ACT_BITS", "ACT_LIMIT", "ExactWallocDecoder", "gelu_table", "round_half_up"]
+__all__ = ["ACT_BITS", "ACT_LIMIT", "ExactWallocDecoder", "IntConv", "gelu_table", "merge_exact", "round_half_up", "tables_digest"]
 
 ACT_BITS = 14
 ACT_LIMIT = 2**25
@@ -110,8 +110,8 @@ class IntConv:
     """A convolution with integer weights ``round(w * 2**e_c)`` per output channel c, from an
     input with ``in_bits`` fractional bits to an output with ``ACT_BITS``.
 
-    It runs as float64 GEMMs, one per kernel tap, over bands of rows: the input's rows are
-    flattened at their padded width, so tap (i, j) reads the same matrix shifted by
+    It runs as float64 GEMMs, one per kernel tap, over bands of output positions: the input's
+    rows are flattened at their padded width, so tap (i, j) reads the same matrix shifted by
     ``i * width + j`` (no copy), and every tap adds into the band's output (which starts at the
     bias); the columns past the valid width are cropped at the end. When every channel's
     rescale ``2**-s_c`` is a right shift (s_c >= 1), it is folded into the GEMM: the taps are
@@ -350,37 +350,35 @@ class ExactWallocDecoder:
             a = self._postfilter(a)
         return (a * 2.0**-ACT_BITS).float()
 
+    def _layers(self) -> tuple[list[IntConv], list[IntConv], list[IntConv]]:
+        """The integer layers: (synthesis, vq-rgb's code decoder or [], post-filter or [])."""
+        synthesis = [self.skip, self.head, *[c for pair in self.blocks for c in pair], self.tail]
+        pre = [] if self.pre is None else [self.pre[0], *[c for pair in self.pre[1] for c in pair], self.pre[2]]
+        post = [] if self.post is None else [self.post[0], *self.post[1], self.post[2]]
+        return synthesis, pre, post
+
     def macs_per_pixel(self, out_channels: int = 3) -> float:
         """Integer multiply-accumulates per output position (a pixel, or an audio sample frame) with
         ``out_channels`` values: the synthesis' convolutions at its latent grid (``2**levels``
         positions apart on each axis; vq-rgb's code decoder on a grid twice as coarse), the inverse
         packet (``L`` per output value per one-axis step: ``levels * dims`` steps), the post-filter
         at full resolution."""
-        def macs(convs: list[IntConv]) -> int:
-            return sum(int(c.weight.numel()) for c in convs)
-
-        per_latent = macs([self.skip, self.head, *[c for pair in self.blocks for c in pair], self.tail])
+        synthesis, pre, post = (sum(int(c.weight.numel()) for c in convs) for convs in self._layers())
         grid = 2 ** (self.wpt.levels * self.dims)
-        total = per_latent / grid
-        if self.pre is not None:
-            head, blocks, tail = self.pre
-            total += macs([head, *[c for pair in blocks for c in pair], tail]) / (grid * 2**self.dims)
-        total += out_channels * self.bank.shape[-1] * self.wpt.levels * self.dims
-        if self.post is not None:
-            total += macs([self.post[0], *self.post[1], self.post[2]])
-        return total
+        packet = out_channels * self.bank.shape[-1] * self.wpt.levels * self.dims
+        return synthesis / grid + pre / (grid * 2**self.dims) + packet + post
 
     def digest(self) -> str:
         """sha256 of every derived integer table (what decides the output, besides the latents)."""
-        h = hashlib.sha256()
-        parts = [self.skip, self.head, *[c for pair in self.blocks for c in pair], self.tail]
-        if self.pre is not None:
-            parts += [self.pre[0], *[c for pair in self.pre[1] for c in pair], self.pre[2]]
-        if self.post is not None:
-            parts += [self.post[0], *self.post[1], self.post[2]]
-        for t in [*[t for p in parts for t in p.tensors()], self.bank, gelu_table()]:
-            h.update(t.contiguous().numpy().tobytes())
-        return h.hexdigest()
+        return tables_digest([c for convs in self._layers() for c in convs], [self.bank, gelu_table()])
+
+
+def tables_digest(convs: list[IntConv], tables: list[torch.Tensor]) -> str:
+    """sha256 over the integer tensors of ``convs`` then ``tables``: pins an exact decoder's arithmetic."""
+    h = hashlib.sha256()
+    for t in [*[t for c in convs for t in c.tensors()], *tables]:
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------ exact resampling (audio out)
