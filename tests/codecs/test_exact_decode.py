@@ -127,6 +127,19 @@ def test_stated_macs_per_pixel_match_torchs_count_of_the_float_decoder(name, sla
     assert stated <= counted <= stated * (1 + slack)
 
 
+def test_digest_pins_the_derived_tables():
+    """``digest`` is a pure function of the weights (two builds agree) and sees a one-unit change
+    in any derived integer table."""
+    codec = lcodec.load("walloc-rgb")
+    pre, synthesis = codec.transform.exact_synthesis()
+    from lcodec.models.exact import ExactWallocDecoder
+
+    first, second = ExactWallocDecoder(synthesis, pre=pre), ExactWallocDecoder(synthesis, pre=pre)
+    assert first.digest() == second.digest()
+    second.tail.weight[0, 0, 0, 0] += 1
+    assert first.digest() != second.digest()
+
+
 def test_int_conv_equals_an_int64_reference():
     """The float64 convolution of integers is the integer convolution: compared with int64
     arithmetic (unfold + integer matmul), at the largest inputs the bounds allow."""
