@@ -58,3 +58,27 @@ def test_state_round_trip_packs_ragged_rows_and_reads_the_padded_layout():
     assert CodingTables.from_state(padded).sha256 == t.sha256
     with pytest.raises(ModelError, match="inconsistent"):
         CodingTables.from_state({**state, "packed": state["packed"][:-1]})
+
+
+def test_state_is_int32_counts_and_int64_indexes_and_each_inconsistency_is_named():
+    """to_state's documented layout (packed int32 counts, int64 offsets and lengths, the padded
+    width), and from_state refusing every way the packed counts can disagree with the lengths."""
+    import torch
+
+    t = CodingTables.from_pmfs([np.array([0.5, 0.3, 0.2]), np.full(5, 0.2)], [-1, 7])
+    state = t.to_state()
+    assert state["packed"].dtype == torch.int32
+    assert state["offsets"].dtype == torch.int64 and state["lengths"].dtype == torch.int64
+    assert state["width"] == 5 and state["precision"] == 16
+    assert state["offsets"].tolist() == [-1, 7] and state["lengths"].tolist() == [3, 5]
+    assert state["packed"].tolist() == [*t.counts[0, :3].tolist(), *t.counts[1].tolist()]
+    # a row longer than the stored width, with the packed size still matching the lengths
+    wide = {**state, "lengths": torch.tensor([2, 6]), "packed": torch.ones(8, dtype=torch.int32)}
+    with pytest.raises(ModelError, match="inconsistent"):
+        CodingTables.from_state(wide)
+    # an empty row (length 0), the packed size again matching
+    empty = {**state, "lengths": torch.tensor([0, 5]), "packed": state["packed"][3:]}
+    with pytest.raises(ModelError, match="inconsistent"):
+        CodingTables.from_state(empty)
+    with pytest.raises(ModelError, match="inconsistent"):  # one count too many
+        CodingTables.from_state({**state, "packed": torch.cat([state["packed"], state["packed"][:1]])})
