@@ -82,3 +82,56 @@ def test_state_is_int32_counts_and_int64_indexes_and_each_inconsistency_is_named
         CodingTables.from_state(empty)
     with pytest.raises(ModelError, match="inconsistent"):  # one count too many
         CodingTables.from_state({**state, "packed": torch.cat([state["packed"], state["packed"][:1]])})
+
+
+def _good():
+    """Two valid tables: lengths 3 and 2 in a width of 3, precision 4 (rows sum to 16)."""
+    return np.array([[8, 5, 3], [15, 1, 0]]), np.array([-1, 0]), np.array([3, 2])
+
+
+@pytest.mark.parametrize("case, match", [
+    ("counts_1d", "disagree in shape"),
+    ("more_count_rows", "disagree in shape"),
+    ("fewer_lengths", "disagree in shape"),
+    ("length_1", "invalid lengths"),
+    ("length_past_width", "invalid lengths"),
+    ("zero_count_in_range", "needs >= 1 count"),
+    ("padding_not_zero", "padding must be 0"),
+    ("row_sum", "sum to exactly"),
+])
+def test_each_validation_rule_alone_is_refused_by_name(case, match):
+    """The class docstring's invariants, each broken on its own (every other rule still holds)."""
+    counts, offsets, lengths = _good()
+    if case == "counts_1d":
+        counts, offsets, lengths = counts[0], offsets[:1], lengths[:1]
+    elif case == "more_count_rows":
+        counts = np.vstack([counts, counts[:1]])
+    elif case == "fewer_lengths":
+        lengths = lengths[:1]
+    elif case == "length_1":
+        counts, lengths = np.array([[8, 5, 3], [16, 0, 0]]), np.array([3, 1])
+    elif case == "length_past_width":
+        lengths = np.array([4, 2])
+    elif case == "zero_count_in_range":
+        counts = np.array([[8, 8, 0], [15, 1, 0]])
+    elif case == "padding_not_zero":
+        counts = np.array([[8, 5, 3], [14, 1, 1]])
+    elif case == "row_sum":
+        counts = np.array([[8, 5, 4], [15, 1, 0]])
+    with pytest.raises(ModelError, match=match):
+        CodingTables(4, counts, offsets, lengths)
+    CodingTables(4, *_good())  # the unbroken tables are accepted
+
+
+def test_inputs_of_any_integer_dtype_and_shape_are_held_as_flat_int64():
+    """The documented types: counts (T, Lmax) int64, offsets and lengths (T,) int64, whatever
+    the caller passed (int32, uint8, a column of offsets)."""
+    counts, offsets, lengths = _good()
+    t = CodingTables(4, counts.astype(np.int32), offsets.reshape(2, 1).astype(np.int16),
+                     lengths.reshape(2, 1).astype(np.uint8))
+    for arr in (t.counts, t.offsets, t.lengths):
+        assert arr.dtype == np.int64
+    assert t.offsets.shape == (2,) and t.lengths.shape == (2,) and t.counts.shape == (2, 3)
+    assert t.sha256 == CodingTables(4, *_good()).sha256
+    # the flat offsets index per symbol: table 1's symbol 0 sits at entry 0 (15 counts of 16)
+    assert t.information_content(np.array([0]), np.array([1])) == pytest.approx(4 - np.log2(15))
