@@ -81,3 +81,26 @@ def test_bad_arguments_are_clear_errors():
         encode_symbols(np.array([1]), np.array([7]), tables)
     with pytest.raises(BitstreamError):
         decode_symbols(b"abc", np.array([0]), tables)
+
+
+def test_limits_are_exactly_the_documented_ones():
+    """Symbols must lie in [-(2**31 - 1), 2**31 - 1] (either sign: one past the limit is refused
+    on each side) and table indexes in 0..T-1 (T itself is refused, on encode and decode)."""
+    tables = laplace_tables(num=4)
+    zero = np.array([0])
+    for value in (-(2**31), 2**31):
+        with pytest.raises(InputError, match="magnitude"):
+            encode_symbols(np.array([value, 0]), np.array([0, 0]), tables)
+    edge = np.array([-(2**31 - 1), 2**31 - 1])
+    assert decode_symbols(encode_symbols(edge, np.array([3, 3]), tables), np.array([3, 3]), tables).tolist() == edge.tolist()
+    with pytest.raises(BitstreamError, match=r"out of range 0\.\.3"):
+        encode_symbols(zero, np.array([4]), tables)
+    with pytest.raises(BitstreamError, match=r"out of range 0\.\.3"):
+        encode_symbols(zero, np.array([-1]), tables)
+    data = encode_symbols(zero, np.array([3]), tables)
+    with pytest.raises(BitstreamError, match=r"out of range 0\.\.3"):
+        decode_symbols(data, np.array([4]), tables)
+    with pytest.raises(BitstreamError, match="multiple of 4"):
+        decode_symbols(data[:-1], np.array([3]), tables)
+    with pytest.raises(InputError, match="2 symbols but 1 table indexes"):
+        encode_symbols(np.array([0, 1]), zero, tables)
