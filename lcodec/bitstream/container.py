@@ -7,8 +7,9 @@ is a ``BitstreamError`` with a message that says what is wrong.
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,15 +166,26 @@ def read_container(data: bytes) -> Container:
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename: no partial file on failure."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder and rename: no partial
+    file on failure. The file gets the mode a plain ``open()`` would give it (0o666 under the
+    umask: 0644 under umask 022); replacing an existing file keeps that file's permission bits."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists; refusing to overwrite it (overwrite=False)")
     if not path.parent.exists():
         raise InputError(f"output folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+            break
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode != 0o666 and hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)  # an existing file's own bits, not masked again
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

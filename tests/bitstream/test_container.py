@@ -221,3 +221,33 @@ def test_each_malformed_header_field_gets_its_own_message():
     with pytest.raises(BitstreamError, match=r"truncated: geometry shape runs past"):
         edited = bytearray(data[: rank_at + 1 + 4])  # the rank byte says 4 dimensions; keep one
         read_container(reseal(bytes(edited) + b"\0\0\0\0"))
+
+
+def test_atomic_write_follows_the_umask_uses_the_target_folder_and_keeps_an_existing_mode(tmp_path, monkeypatch):
+    """A file written by atomic_write gets what plain open() gives (0o666 under the umask), its
+    temporary file sits beside the target (a rename within one file system), and replacing a
+    file keeps that file's permission bits."""
+    import os
+    import stat
+
+    if not hasattr(os, "fchmod"):
+        pytest.skip("POSIX permission bits")
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.bin", b"abc")
+        assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o644
+        os.umask(0o077)
+        atomic_write(tmp_path / "b.bin", b"abc")
+        assert stat.S_IMODE((tmp_path / "b.bin").stat().st_mode) == 0o600
+        os.chmod(tmp_path / "a.bin", 0o640)
+        atomic_write(tmp_path / "a.bin", b"xyz", overwrite=True)
+        assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+    moves = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (moves.append((src, dst)), real(src, dst)))
+    atomic_write(tmp_path / "c.bin", b"abc")
+    (src, dst), = moves
+    assert os.path.dirname(src) == str(tmp_path) and os.path.basename(src).startswith(".c.bin.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin", "c.bin"]
