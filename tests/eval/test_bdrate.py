@@ -193,3 +193,25 @@ def test_cubic_path_is_exact_on_cubic_curves_and_pchip_is_not_a_straight_line():
         return float(np.trapz(np.interp(g, np.asarray(x)[o], np.asarray(y)[o]), g))
 
     assert abs(pchip - reference_bd((ra, q), (rt, qt), rate=True, integral=linear)) > 1e-3
+
+
+def test_each_input_rule_alone_and_which_curve_it_names():
+    """_prepare's rules one at a time, each error naming the curve (anchor or test) and the
+    overlap error naming its variable (quality for BD-rate, log-rate for BD-quality)."""
+    good = ([0.2, 0.5, 1.0, 2.0], [28.0, 31.0, 34.0, 37.5])
+    with pytest.raises(InputError, match="anchor: rate and quality must be 1-D"):
+        bd_rate([[0.2, 0.5], [1.0, 2.0]], [[28.0, 31.0], [34.0, 37.5]], *good)  # equal shapes, 2-D
+    with pytest.raises(InputError, match="test: rate and quality must be 1-D"):
+        bd_rate(*good, [0.2, 0.5, 1.0], [28.0, 31.0])  # 1-D, unequal lengths
+    with pytest.raises(InputError, match="test: rates must be positive and all values finite"):
+        bd_rate(*good, [0.2, 0.5, 1.0, 2.0], [28.0, float("nan"), 34.0, 37.5])  # finite rates, NaN quality
+    with pytest.raises(InputError, match="anchor: rates must be positive"):
+        bd_quality([0.2, float("inf"), 1.0, 2.0], good[1], *good)
+    # curves that meet in a single value share no interval: refused, naming the variable
+    with pytest.raises(InputError, match="do not overlap in quality"):
+        bd_rate(*good, [2.0, 3.0, 4.0, 5.0], [37.5, 38.0, 39.0, 40.0])
+    with pytest.raises(InputError, match="do not overlap in log-rate"):
+        bd_quality(*good, [2.0, 3.0, 4.0, 5.0], [37.0, 38.0, 39.0, 40.0])
+    # integer inputs are read as floats (not truncated): the hand-worked example in ints
+    assert bd_rate([1, 2, 4, 8], [30, 32, 34, 36], [1, 2, 4, 8], [31, 33, 35, 37]).value == \
+        pytest.approx((2**-0.5 - 1) * 100, abs=1e-9)
