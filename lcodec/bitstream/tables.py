@@ -38,20 +38,16 @@ def quantize_pmf(pmf: np.ndarray, precision: int = PRECISION) -> np.ndarray:
     if not np.isfinite(pmf).all() or pmf.sum() <= 0:
         raise ModelError("cannot build a coding table from a pmf with no finite positive mass")
     pmf = pmf / pmf.sum()
-    counts = np.maximum(1, np.floor(pmf * (total - n)).astype(np.int64) + 1)
+    counts = np.floor(pmf * (total - n)).astype(np.int64) + 1  # every entry >= 1
+    # each floor drops less than one count, so the counts sum to at most (total - n) + n: the
+    # deficit is never negative (and about n at most); it goes to the largest entries first
     deficit = total - int(counts.sum())
     order = np.argsort(-pmf, kind="stable")
     i = 0
-    while deficit != 0:  # at most a few passes over n entries
-        j = order[i % n]
-        if deficit > 0:
-            step = min(deficit, max(1, deficit // n + 1))
-            counts[j] += step
-            deficit -= step
-        elif counts[j] > 1:
-            step = min(-deficit, int(counts[j]) - 1, max(1, -deficit // n + 1))
-            counts[j] -= step
-            deficit += step
+    while deficit > 0:
+        step = min(deficit, deficit // n + 1)
+        counts[order[i % n]] += step
+        deficit -= step
         i += 1
     return counts
 
