@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--length", type=int, default=256, help="window length in latent positions (even)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-augment", action="store_true", help="fit on the four clips as they are")
+    ap.add_argument("--extra", type=Path, action="append", default=[],
+                    help="a folder whose clips are trained on too (repeatable; e.g. speech, misc)")
     ap.add_argument("--fit-means", action="store_true",
                     help="fit the means too (not shipped: they shift the quantizer and cost distortion)")
     ap.add_argument("--init", type=Path, default=None,
@@ -258,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     held = [p for p in clips if p.name not in TRAIN_CLIPS]
     if len(train) != len(TRAIN_CLIPS):
         raise SystemExit(f"{args.data} lacks some of the training clips {TRAIN_CLIPS}")
+    for folder in args.extra:
+        if not folder.is_dir():
+            raise SystemExit(f"no --extra folder {folder}")
+        train += sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
     y_train, y_held = cache_latents(codec, train, augment=not args.no_augment), cache_latents(codec, held)
     log = fit(codec, y_train, args.steps, lr=args.lr, batch=args.batch, length=args.length, seed=args.seed,
               checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, held=y_held,
@@ -266,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {"held_out_clips": [p.name for p in held], "held_out": held_out_kbps(codec, y_held),
                "held_out_factorized_kbps": factorized_kbps(args.quality, y_held)}
     info = {"procedure": "python -m lcodec.train.audio_hyperprior", "arguments": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "train_clips": list(TRAIN_CLIPS), **({"init": stages} if stages else {}), **results}
+        k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "extra" else v)
+        for k, v in vars(args).items()},
+        "train_clips": [p.name for p in train], **({"init": stages} if stages else {}), **results}
     save_weights(codec, args.out, info, over=base, replaced=ENTROPY_PARTS)
     if args.log:
         args.log.parent.mkdir(parents=True, exist_ok=True)
