@@ -23,6 +23,9 @@ weights file's entropy model (fresh Adam and schedule). Tried once, not shipped:
 shipped weights, 3000 more steps at lr 1e-3, seed 1: train rate 14.38 -> 14.26 kbps, held-out
 18.43 -> 18.88 kbps (18.15 at best, step 1000): the 3000-step fit has converged on its four clips
 and the held-out rate only wanders (docs/results/train_walloc-audio-hp/q1_stage2_not_shipped.json).
+Also tried once, not shipped: q1 refitted with the speech and misc clips added (``--extra``, the
+stage-1 arguments otherwise): held-out music 18.47 kbps vs 18.43 (y 17.42 vs 17.72, z 1.05 vs
+0.71; docs/results/train_walloc-audio-hp/q1_with_speech_misc_not_shipped.json).
 """
 from __future__ import annotations
 
