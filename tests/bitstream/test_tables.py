@@ -135,3 +135,40 @@ def test_inputs_of_any_integer_dtype_and_shape_are_held_as_flat_int64():
     assert t.sha256 == CodingTables(4, *_good()).sha256
     # the flat offsets index per symbol: table 1's symbol 0 sits at entry 0 (15 counts of 16)
     assert t.information_content(np.array([0]), np.array([1])) == pytest.approx(4 - np.log2(15))
+
+
+def test_quantize_pmf_worked_example_settles_the_deficit_on_the_largest_entries():
+    """Docstring: every entry gets floor(p * (2**prec - n)) + 1 counts, the rest goes to the
+    largest entries, one count each, ties broken by index. Worked by hand at precision 4:
+    p = (0.5, 0.3, 0.2): floor(6.5) + 1, floor(3.9) + 1, floor(2.6) + 1 = 7, 4, 3 (14 of 16),
+    so the two largest entries get one more: 8, 5, 3."""
+    counts = quantize_pmf(np.array([0.5, 0.3, 0.2]), 4)
+    assert counts.tolist() == [8, 5, 3] and counts.dtype == np.int64
+    # order by probability, not by position: the largest entry last
+    assert quantize_pmf(np.array([0.2, 0.3, 0.5]), 4).tolist() == [3, 5, 8]
+    # integer weights are a pmf too (normalised, not integer-divided)
+    assert quantize_pmf(np.array([5, 3, 2]), 4).tolist() == [8, 5, 3]
+
+
+def test_quantize_pmf_breaks_ties_by_index():
+    """100 equal entries at precision 12: 40 counts each (floor(3996 / 100) + 1), 96 left over,
+    which go to the first 96 entries (ties broken by index, whatever the sort's internals)."""
+    counts = quantize_pmf(np.full(100, 0.01), 12)
+    assert counts[:96].tolist() == [41] * 96 and counts[96:].tolist() == [40] * 4
+
+
+def test_quantize_pmf_entry_limit_is_half_the_total_inclusive():
+    """2..2**precision / 2 entries: exactly half is accepted, one more is refused, by name."""
+    assert quantize_pmf(np.ones(8), 4).tolist() == [2] * 8
+    with pytest.raises(ModelError, match=r"needs 2\.\.8 entries, got 9"):
+        quantize_pmf(np.ones(9), 4)
+    with pytest.raises(ModelError, match="no finite positive mass"):
+        quantize_pmf(np.zeros(3), 4)
+
+
+def test_from_pmfs_uses_its_precision_and_min_bits_is_the_cheapest_symbol():
+    t = CodingTables.from_pmfs([np.array([0.5, 0.3, 0.2]), np.array([0.9, 0.1])], [-1, 0], precision=4)
+    assert t.precision == 4 and t.counts.sum(axis=1).tolist() == [16, 16]
+    assert t.counts.tolist() == [[8, 5, 3], [14, 2, 0]]
+    # min_bits: precision - log2(largest count of the row)
+    np.testing.assert_allclose(t.min_bits(), [4 - np.log2(8), 4 - np.log2(14)])
