@@ -104,3 +104,45 @@ def test_limits_are_exactly_the_documented_ones():
         decode_symbols(data[:-1], np.array([3]), tables)
     with pytest.raises(InputError, match="2 symbols but 1 table indexes"):
         encode_symbols(np.array([0, 1]), zero, tables)
+
+
+def test_any_shape_is_coded_flat_and_decoded_as_int64():
+    """Symbols and indexes of any (equal) shape are coded in flat order; decode returns int64
+    (its docstring), escapes included."""
+    tables = laplace_tables()
+    rng = np.random.default_rng(3)
+    symbols = rng.integers(-15, 16, (6, 7)).astype(np.int32)
+    indexes = rng.integers(0, 4, (6, 7))
+    data = encode_symbols(symbols, indexes, tables)
+    assert data == encode_symbols(symbols.reshape(-1), indexes.reshape(-1), tables)
+    out = decode_symbols(data, indexes, tables)
+    assert out.dtype == np.int64 and out.tolist() == symbols.reshape(-1).tolist()
+
+
+def test_table_indexes_past_the_16_bit_key_switch_keep_their_own_tables():
+    """Table 65536 needs a key wider than 16 bits: its symbols must still be grouped as its own
+    table, after table 65535 (layout in the module docstring), not folded onto table 0."""
+    import constriction
+
+    T = 65537
+    counts = np.tile([40000, 25000, 536], (T, 1))
+    counts[1::2] = [1000, 64000, 536]  # odd tables favour entry 1: a wrong grouping changes the bytes
+    tables = CodingTables(16, counts, np.zeros(T, dtype=np.int64), np.full(T, 3))
+    rng = np.random.default_rng(4)
+    indexes = rng.choice([0, 1, 65535, 65536], 400)
+    symbols = rng.integers(0, 2, 400)
+    data = encode_symbols(symbols, indexes, tables)
+    enc = constriction.stream.queue.RangeEncoder()  # the layout written out: tables in increasing order
+    for t in sorted(set(indexes.tolist())):
+        model = constriction.stream.model.Categorical(tables.counts[t] / 2.0**16, perfect=False)
+        enc.encode(symbols[indexes == t].astype(np.int32), model)
+    assert data == enc.get_compressed().astype("<u4").tobytes()
+    assert decode_symbols(data, indexes, tables).tolist() == symbols.tolist()
+
+
+def test_error_messages_name_the_problem():
+    tables = laplace_tables()
+    with pytest.raises(InputError, match="symbols must be integers"):
+        encode_symbols(np.array([0.5]), np.array([0]), tables)
+    with pytest.raises(BitstreamError, match="range-coded data is corrupted"):
+        decode_symbols(b"\xff\xff\xff\xff" * 2, np.zeros(50_000, dtype=int), tables)
