@@ -251,3 +251,40 @@ def test_atomic_write_follows_the_umask_uses_the_target_folder_and_keeps_an_exis
     (src, dst), = moves
     assert os.path.dirname(src) == str(tmp_path) and os.path.basename(src).startswith(".c.bin.")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin", "c.bin"]
+
+
+def test_media_facts_round_trip_each_in_its_own_field():
+    """bit depth, sample rate and frame rate (numerator, denominator) come back unchanged and
+    unswapped (all different values, none of them the defaults)."""
+    import dataclasses
+
+    c = dataclasses.replace(sample(), modality="audio",
+                            geometry=Geometry(shape=(1, 2, 48_000), bit_depth=16, sample_rate=44_100,
+                                              fps_num=30_000, fps_den=1001))
+    g = read_container(write_container(c)).geometry
+    assert (g.shape, g.bit_depth, g.sample_rate, g.fps_num, g.fps_den) == ((1, 2, 48_000), 16, 44_100, 30_000, 1001)
+
+
+def test_a_truncated_stream_names_the_field_it_ends_in():
+    """A stream cut inside each field (then resealed, so the CRC is valid) is refused with a
+    message naming that field, in the order of docs/bitstream.md's layout."""
+    data = write_container(sample())
+    body = data[:-4]
+    name_end = 6 + len("walloc-rgb")
+    tail_end = name_end + 1 + 32 + 1 + 3 + 1  # quality, weights hash, coder id, version, modality
+    shape_end = tail_end + 1 + 4 * 4  # rank, then four 32-bit sizes
+    facts_end = shape_end + 1 + 3 * 4  # bit depth, rate, fps num, fps den
+    cuts = {name_end - 3: "codec name", tail_end - 10: "header", tail_end: "geometry rank",
+            shape_end - 1: "geometry shape", facts_end - 2: "media facts", facts_end: "section count",
+            facts_end + 1 + 5: "section lengths"}
+    for cut, field in cuts.items():
+        with pytest.raises(BitstreamError, match=f"truncated: {field} runs past"):
+            read_container(reseal(body[:cut] + b"\x00" * 4))
+    # the shortest stream with a valid CRC: magic, version, name length, no name
+    with pytest.raises(BitstreamError, match="truncated: codec name runs past"):
+        read_container(reseal(body[:6] + b"\x00" * 4))
+
+
+def test_a_missing_output_folder_is_named(tmp_path):
+    with pytest.raises(InputError, match=r"output folder .*nowhere does not exist"):
+        atomic_write(tmp_path / "nowhere" / "a.bin", b"abc")
