@@ -73,6 +73,35 @@ def test_audio_matched_rate_both_metrics_and_the_clamp_counts():
         audio_matched_rate(rows, "walloc", 3, "opus")
 
 
+def test_image_gain_counts_the_top_end_point_and_interpolates_in_the_last_segment():
+    """Inclusive at the highest classical rate too; a rate inside the last segment (1..2 bpp)
+    is compared there, not skipped."""
+    rows = jpeg_grid("a") + jpeg_grid("b")
+    rows += [row("a", "ours", 1, 2.0, psnr_rgb=35.0),  # exactly JPEG's highest rate: 34 dB there
+             row("b", "ours", 1, 2**0.5, psnr_rgb=35.0)]  # half-way 1..2 in log-rate: 32 dB
+    gain, n = image_matched_rate_gain(rows, "ours", "jpeg")
+    assert n == 2 and gain == pytest.approx(((35 - 34) + (35 - 32)) / 2, abs=1e-12)
+
+
+def test_audio_matched_rate_uses_each_clips_own_grid_and_strict_clamp_counts():
+    """Each clip is compared with the classical codec on that clip only; a clip without classical
+    rows is skipped without ending the scan; a rate exactly on an end point of the grid is inside
+    it (not counted as below or above); a clip tied in SI-SDR is not "higher"."""
+    rows = opus_grid("x") + [row("y", "opus", k, k, si_sdr=k / 2, log_mel=4 / k) for k in (16, 32, 64)]
+    rows = [row("w", "walloc", 2, 20.0, si_sdr=1.0, log_mel=1.0)] + rows  # no opus rows for w
+    rows += [row("x", "walloc", 2, 16.0, si_sdr=4.0, log_mel=0.5),  # on x's lowest point: tie
+             row("y", "walloc", 2, 64.0, si_sdr=33.0, log_mel=0.0)]  # on y's highest point: 32 dB there
+    out = audio_matched_rate(rows, "walloc", 2, "opus")
+    assert out["clips"] == 2
+    assert out["clips_vs_higher_classical_rate"] == 0 and out["clips_vs_lower_classical_rate"] == 0
+    assert out["si_sdr_gain_db"] == pytest.approx(((4.0 - 4.0) + (33.0 - 32.0)) / 2, abs=1e-12)
+    assert out["log_mel_diff"] == pytest.approx(((0.5 - 0.5) + (0.0 - 0.0625)) / 2, abs=1e-12)
+    assert out["clips_where_learned_si_sdr_is_higher"] == 1
+    # a rate above the top of a 3-point grid is counted as above (the last point, not the second)
+    above = audio_matched_rate(opus_grid("x") + [row("x", "walloc", 2, 48.0, si_sdr=1, log_mel=1)], "walloc", 2, "opus")
+    assert above["clips_vs_lower_classical_rate"] == 0 and above["clips_vs_higher_classical_rate"] == 0
+
+
 def _rows(path: Path):
     return [SimpleNamespace(**r) for r in json.loads(path.read_text())]
 
