@@ -215,3 +215,17 @@ def test_each_input_rule_alone_and_which_curve_it_names():
     # integer inputs are read as floats (not truncated): the hand-worked example in ints
     assert bd_rate([1, 2, 4, 8], [30, 32, 34, 36], [1, 2, 4, 8], [31, 33, 35, 37]).value == \
         pytest.approx((2**-0.5 - 1) * 100, abs=1e-9)
+
+
+def test_bd_quality_reports_its_overlap_and_names_the_test_curve_and_the_caller_line():
+    good = ([0.2, 0.5, 1.0, 2.0], [28.0, 31.0, 34.0, 37.5])
+    r = bd_quality(*good, [0.4, 0.8, 1.6, 3.2], [30.0, 33.0, 36.0, 39.0])
+    assert r.overlap == pytest.approx((math.log(0.4), math.log(2.0)))
+    with pytest.raises(InputError, match="test: rate and quality"):
+        bd_quality(*good, [0.2, 0.5], [28.0])
+    with pytest.raises(InputError, match="unknown BD interpolation 'linear'"):
+        bd_rate(*good, *good, method="linear")
+    # the BDWarning points at the line that called bd_rate (stacklevel), not into lcodec
+    with pytest.warns(BDWarning) as caught:
+        bd_rate(*good, [0.3, 1.5], [29.0, 36.0])
+    assert caught[0].filename == __file__
