@@ -7,7 +7,11 @@ flatten -> linear 256, ReLU -> linear 10; 10 epochs, Adam 1e-3, batch 128; 3 see
 and pixels get one global standardisation (mean and deviation of the training tensor), so the
 raw column shows the representation without per-channel scaling.
 
-    python benchmarks/latent_mnist.py [--out docs/results/latent_mnist] [--codec NAME ...] [--seeds 3]
+    python benchmarks/latent_mnist.py [--out docs/results/latent_mnist] [--codec NAME ...] [--seeds 3] [--size 28]
+
+``--size S`` enlarges the digits to S x S (bilinear, rounded to 8 bits) before the codecs see them
+(the pixel baseline stays at 28 x 28): a codec that downsamples 16x keeps only 2 x 2 latent
+positions of a 28 x 28 digit.
 
 Writes OUT/results.json and OUT/results.md (codecs measured in an earlier run into the same OUT are
 kept); timings on this machine's threads.
@@ -31,8 +35,11 @@ TRAIN, TEST = range(0, 9000), range(9000, 10000)
 
 
 class Digits(torch.utils.data.Dataset):
-    def __init__(self, images: np.ndarray, labels: np.ndarray, split: range) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray, split: range, size: int = 28) -> None:
         self.x = torch.from_numpy(images[split.start : split.stop]).unsqueeze(1)  # uint8 (N, 1, 28, 28)
+        if size != 28:
+            big = nn.functional.interpolate(self.x.float(), size=(size, size), mode="bilinear", align_corners=False)
+            self.x = big.round().clamp(0, 255).to(torch.uint8)
         self.y = torch.from_numpy(labels[split.start : split.stop].astype(np.int64))
 
     def __len__(self) -> int:
@@ -96,16 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec", action="append", default=None)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--cache", type=Path, default=None, help="latent cache folder (default: a temporary one)")
+    p.add_argument("--size", type=int, default=28, help="digits enlarged to this size for the codecs")
     args = p.parse_args(argv)
     mnist = load_mnist(ROOT.parent / "shared" / "data" / "mnist")
     train, test = Digits(mnist.images, mnist.labels, TRAIN), Digits(mnist.images, mnist.labels, TEST)
     x = train.x.float() / 255
     xt = test.x.float() / 255
+    out_pixels = x, xt  # the pixel baseline: 28 x 28 always
+    if args.size != 28:
+        train = Digits(mnist.images, mnist.labels, TRAIN, args.size)
+        test = Digits(mnist.images, mnist.labels, TEST, args.size)
+        x, xt = train.x.float() / 255, test.x.float() / 255
     previous = json.loads((args.out / "results.json").read_text()) if (args.out / "results.json").is_file() else {}
     out: dict[str, object] = {k: v for k, v in previous.items() if isinstance(v, dict) and "latents" in v}
     out |= {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-                              "split": "MNIST t10k 0-8999 train, 9000-9999 test", "seeds": args.seeds}
-    out["pixels"] = scores(*global_standard(x, xt)[:1], train.y, global_standard(x, xt)[1], test.y, args.seeds)
+                              "split": "MNIST t10k 0-8999 train, 9000-9999 test", "seeds": args.seeds,
+                              "codec_input_size": args.size}
+    px, pxt = global_standard(*out_pixels)
+    out["pixels"] = scores(px, train.y, pxt, test.y, args.seeds)
     print("pixels", out["pixels"], flush=True)
     # loader throughput for pixels: from a uint8 tensor and from PNG files
     tensor_ds = torch.utils.data.TensorDataset(train.x, train.y)
@@ -149,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         mean, scale = latent_stats(codec)  # what normalize=True applies on reading (tests/test_latent_dataset.py)
         zn, znt = ((t - mean.view(1, -1, 1, 1)) / scale.view(1, -1, 1, 1) for t in (z, zt))
         with torch.no_grad():
-            rec = torch.cat([codec.decode_latents(z[i : i + 256], size=(28, 28)) for i in range(0, len(z), 256)])
-            rect = torch.cat([codec.decode_latents(zt[i : i + 256], size=(28, 28)) for i in range(0, len(zt), 256)])
+            size = (args.size, args.size)
+            rec = torch.cat([codec.decode_latents(z[i : i + 256], size=size) for i in range(0, len(z), 256)])
+            rect = torch.cat([codec.decode_latents(zt[i : i + 256], size=size) for i in range(0, len(zt), 256)])
         lean = LatentDataset(train, codec, cache_root / name / "train", progress=False, in_memory=False)
         row = {
             "quality": q, "weights_hash": codec.weights_hash.hex()[:12], "latent_shape": list(z.shape[1:]),
@@ -174,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(out, indent=1) + "\n")
     px = out["pixels"]["accuracy_mean"]
     lines = [f"# MNIST MLP on pixels vs codec latents ({out['split']}; {args.seeds} seeds; {out['machine']})", "",
-             f"`python benchmarks/latent_mnist.py --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}`", "",
+             f"`python benchmarks/latent_mnist.py --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"
+             f"{f' --size {args.size}' if args.size != 28 else ''}`"
+             + (f" (the codecs see the digits enlarged to {args.size} x {args.size}, bilinear)" if args.size != 28 else ""), "",
              f"Pixels (784 numbers): **{px:.4f}** +- {out['pixels']['accuracy_std']:.4f}", "",
              "| codec (default q) | latent shape | latents | latents, normalize=True | reconstructions | "
              "normalized - pixels | build s (x batched encode_latents) | bytes/digit |",
