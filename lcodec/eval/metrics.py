@@ -9,7 +9,10 @@ __all__ = ["psnr", "ms_ssim", "bpp", "snr", "si_sdr", "log_mel_distance", "psnr_
 
 def psnr(x: torch.Tensor, x_hat: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB over all channels (PSNR-RGB), per item. Inputs are
-    quantized to 8 bits first, as when the reconstruction is written to a PNG."""
+    clamped to [0, 1] and quantized to 8 bits first, as when the reconstruction is written to a
+    PNG. The MSE is floored at 1e-20 of the peak squared (identical images: 200 dB); this and
+    psnr_y / psnr_yuv share that floor. ``data_range`` scales images and peak alike, so it does
+    not change the value."""
     x8 = torch.round(x.clamp(0, 1) * 255) / 255 * data_range
     y8 = torch.round(x_hat.clamp(0, 1) * 255) / 255 * data_range
     mse = torch.mean((x8.double() - y8.double()) ** 2, dim=tuple(range(1, x.dim())))
