@@ -122,3 +122,15 @@ def test_psnr_yuv_refuses_each_wrong_shape_alone(shape):
     x = torch.rand(shape)
     with pytest.raises(InputError, match=r"psnr_yuv needs two \(B, 3, T, H, W\) tensors"):
         psnr_yuv(x, x)
+
+
+def test_si_sdr_of_a_quiet_reference_is_not_floored():
+    """The optimal scale divides by the reference's own energy (floored at 1e-20 only): a quiet
+    reference scored against a louder copy of itself plus orthogonal noise keeps its SI-SDR."""
+    t = torch.linspace(0, 1, 2000, dtype=torch.float64)
+    x = 1e-3 * torch.sin(2 * math.pi * 5 * t).view(1, 1, -1)  # energy about 1e-3
+    n = 1e-4 * torch.cos(2 * math.pi * 5 * t).view(1, 1, -1)  # orthogonal, 20 dB below
+    x, n = x - x.mean(), n - n.mean()
+    n = n - (n * x).sum() / (x**2).sum() * x
+    expected = 10 * math.log10(float((x**2).sum() / (n**2).sum()))
+    assert float(si_sdr(x, 3.0 * (x + n))[0]) == pytest.approx(expected, abs=1e-3)
