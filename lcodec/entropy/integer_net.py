@@ -283,6 +283,13 @@ def _correlate_exact(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: 
     """
     if x.device.type == "cpu":
         return F.conv2d(x, w, b, stride=stride, padding=padding)
+    return _correlate_unfold(x, w, b, stride, padding)
+
+
+def _correlate_unfold(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: tuple[int, int],
+                      padding: tuple[int, int]) -> torch.Tensor:
+    """``_correlate_exact`` off the CPU: ``unfold`` (copies only) and one matrix product. A
+    function of its own so that the CPU tests can check it against ``conv2d``."""
     B, _, H, W_ = x.shape
     (kh, kw), c_out = w.shape[-2:], w.shape[0]
     out_h = (H + 2 * padding[0] - kh) // stride[0] + 1
