@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"held_out_clips": [p.name for p in held], "held_out": held_out_kbps(codec, y_held),
                "held_out_factorized_kbps": factorized_kbps(args.quality, y_held)}
     info = {"procedure": "python -m lcodec.train.audio_hyperprior", "arguments": {
-        k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "extra" else v)
+        k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if isinstance(v, list) else v)
         for k, v in vars(args).items()},
         "train_clips": [p.name for p in train], **({"init": stages} if stages else {}), **results}
     save_weights(codec, args.out, info, over=base, replaced=ENTROPY_PARTS)
