@@ -1,0 +1,189 @@
+"""Contract tests for the HCLT circuit and its entropy-model wrapper, written against mutation
+run 5's survivors: mutual information and the Chow-Liu tree against plain references written
+here, the emission M-step against its docstring, and the table storage round trips."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lcodec.entropy.circuit import TABLE_BITS, HCLTConfig, IntegerHCLT, chow_liu_tree, mutual_information
+from lcodec.entropy.circuit_model import CircuitEntropyModel
+from lcodec.errors import ModelError
+from tests.entropy.test_circuit import CFG, PARENT, random_hclt
+
+
+def reference_mi(x: np.ndarray, values: int, bins: int) -> np.ndarray:
+    """Pairwise MI (nats) of equal-width-binned columns, counts smoothed by 1e-3 per cell."""
+    n, d = x.shape
+    b = np.clip(np.floor(x * bins / values).astype(int), 0, bins - 1)
+    out = np.zeros((d, d))
+    for i in range(d):
+        for j in range(d):
+            if i == j:
+                continue
+            c = np.zeros((bins, bins))
+            np.add.at(c, (b[:, i], b[:, j]), 1.0)
+            p = (c + 1e-3) / (n + 1e-3 * bins * bins)
+            pi, pj = p.sum(1), p.sum(0)
+            out[i, j] = max(0.0, float((p * np.log(p / np.outer(pi, pj))).sum()))
+    return out
+
+
+def test_mutual_information_matches_a_per_pair_reference():
+    rng = np.random.default_rng(0)
+    n, values = 400, 16
+    a = rng.integers(0, values, n)
+    x = np.stack([a, (a + rng.integers(0, 3, n)) % values, rng.integers(0, values, n),
+                  values - 1 - a, np.minimum(a // 2 + rng.integers(0, 2, n), values - 1)], axis=1)
+    for bins in (2, 3, 4):
+        mi = mutual_information(x, values, bins)
+        np.testing.assert_allclose(mi, reference_mi(x, values, bins), rtol=1e-9, atol=1e-12)
+        assert (np.diag(mi) == 0).all()
+    assert mutual_information(x, values, 4)[0, 3] > 0.5  # a and values-1-a: fully dependent
+
+
+def maximum_spanning_edges(w: np.ndarray) -> set[frozenset[int]]:
+    """Prim's algorithm on a dense symmetric weight matrix (maximum weight)."""
+    d = len(w)
+    seen, edges = {0}, set()
+    while len(seen) < d:
+        best = max(((i, j) for i in seen for j in range(d) if j not in seen), key=lambda e: w[e])
+        edges.add(frozenset(best))
+        seen.add(best[1])
+    return edges
+
+
+def eccentricity(parent: np.ndarray, node: int) -> int:
+    d = len(parent)
+    adj = {i: set() for i in range(d)}
+    for c, p in enumerate(parent):
+        if p >= 0:
+            adj[c].add(int(p))
+            adj[int(p)].add(c)
+    dist, frontier = {node: 0}, [node]
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for v in adj[u]:
+                if v not in dist:
+                    dist[v] = dist[u] + 1
+                    nxt.append(v)
+        frontier = nxt
+    return max(dist.values())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_chow_liu_tree_is_the_maximum_spanning_tree_rooted_at_its_centre(seed):
+    rng = np.random.default_rng(seed)
+    n, d, values = 600, 9, 8
+    x = np.zeros((n, d), dtype=np.int64)
+    x[:, 0] = rng.integers(0, values, n)
+    parents = [-1] + [int(rng.integers(0, i)) for i in range(1, d)]  # a random tree of dependencies
+    for i in range(1, d):
+        noise = rng.integers(-1, 2, n) * (rng.random(n) < 0.3 + 0.05 * i)
+        x[:, i] = np.clip(x[:, parents[i]] + noise, 0, values - 1)
+    parent = chow_liu_tree(x, values, bins=4)
+    assert parent.dtype == np.int64 and parent.shape == (d,) and (parent < 0).sum() == 1
+    edges = {frozenset((c, int(p))) for c, p in enumerate(parent) if p >= 0}
+    assert edges == maximum_spanning_edges(mutual_information(x, values, 4))
+    root = int(np.flatnonzero(parent < 0)[0])
+    assert eccentricity(parent, root) == min(eccentricity(parent, i) for i in range(d))
+
+
+def test_chow_liu_tree_default_bins_are_four():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 16, (300, 6))
+    x[:, 1] = x[:, 0] // 4 * 4 + rng.integers(0, 4, 300)  # dependent only at 4-bin resolution
+    np.testing.assert_array_equal(chow_liu_tree(x, 16), chow_liu_tree(x, 16, bins=4))
+
+
+def reference_emission_update(counts, x, values, alpha, smooth):
+    """The docstring of HCLT._emission_update, written with loops."""
+    hist = np.bincount(x.reshape(-1), minlength=values).astype(np.float64)
+    base = (hist + 1) / (hist + 1).sum()
+    counts = counts.copy()
+    if smooth > 0:
+        sharp = hist > 4 * np.median(hist)
+        r = math.ceil(3 * smooth)
+        kern = {o: math.exp(-0.5 * (o / smooth) ** 2) for o in range(-r, r + 1)}
+        for row in counts.reshape(-1, values):
+            old = row.copy()
+            soft_mass = old[~sharp].sum()
+            spread = np.zeros(values)
+            for u in np.flatnonzero(~sharp):
+                num = sum(kern[o] * old[u + o] for o in kern if 0 <= u + o < values and not sharp[u + o])
+                den = sum(kern[o] for o in kern if 0 <= u + o < values and not sharp[u + o])
+                spread[u] = num / den
+            row[~sharp] = spread[~sharp] * soft_mass / max(spread[~sharp].sum(), 1e-12)
+    e = counts + alpha * base
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("smooth", [0.0, 0.7, 1.5])
+def test_emission_update_follows_its_docstring(smooth):
+    cfg = HCLTConfig(variables=3, values=12, hidden=2, mi_bins=2)
+    m = random_hclt(cfg, np.array([-1, 0, 0]))
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 12, (200, 3))
+    x[:120, :] = 5  # value 5 is "sharp": far above 4x the median frequency
+    counts = rng.random((3, 2, 12)) * 10
+    got = m._emission_update(torch.from_numpy(counts), torch.from_numpy(x), alpha=0.5, smooth=smooth)
+    ref = reference_emission_update(counts, x, 12, 0.5, smooth)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-10)
+    if smooth:
+        hist = np.bincount(x.reshape(-1), minlength=12)
+        assert hist[5] > 4 * np.median(hist)  # the sharp value really is one
+
+
+def test_integer_tables_round_trip_and_reject_the_wrong_configuration():
+    c = random_hclt().export()
+    back = IntegerHCLT.from_tables(CFG, PARENT, c.tables())
+    for name in ("prior", "trans", "trans_t", "emit", "emit_t"):
+        assert torch.equal(getattr(back, name), getattr(c, name))
+    t = c.tables()
+    wrong_cfg = HCLTConfig(variables=6, values=5, hidden=3, mi_bins=2)
+    for bad_cfg, bad_tables in ((CFG, t[:2]), (CFG, t + t[:1]), (CFG, [t[0], t[2], t[1]]), (wrong_cfg, t),
+                                (HCLTConfig(variables=6, values=4, hidden=4, mi_bins=2), t),
+                                (HCLTConfig(variables=7, values=4, hidden=3, mi_bins=2), t)):
+        with pytest.raises(ModelError, match="stored HCLT tables do not fit the configuration"):
+            IntegerHCLT.from_tables(bad_cfg, PARENT, bad_tables)
+
+
+def test_to_device_keeps_every_table_and_the_structure():
+    c = random_hclt().export()
+    moved = c.to("cpu")
+    assert moved is not c and moved.cfg == c.cfg and moved.tree is c.tree
+    for name in ("prior", "trans", "trans_t", "emit", "emit_t"):
+        assert torch.equal(getattr(moved, name), getattr(c, name)), name
+    x = torch.randint(0, CFG.values, (5, CFG.variables))
+    every = torch.arange(CFG.variables)
+    assert torch.equal(moved.conditionals(moved.beliefs(x), every), c.conditionals(c.beliefs(x), every))
+
+
+def test_state_entries_round_trip_through_load_entries():
+    m = CircuitEntropyModel(CFG)
+    m.set_circuit(random_hclt(seed=3))
+    m.export()
+    entries = m.state_entries()
+    assert entries["circuit_config"] == CFG.to_dict()
+    assert entries["circuit_tables"].dtype == torch.uint8
+    fresh = CircuitEntropyModel(CFG)
+    fresh.load_entries({**entries, "state_dict": {"parent": torch.from_numpy(PARENT)}})
+    for name in ("prior", "trans", "emit"):
+        assert torch.equal(getattr(fresh.circuit, name), getattr(m.circuit, name))
+    assert fresh.parent.tolist() == PARENT.tolist()
+    # the tables really are packed (neighbour differences, LZMA): smaller than raw int32 rows
+    raw_bytes = 4 * (CFG.hidden + CFG.variables * CFG.hidden * (CFG.hidden + CFG.values))
+    assert entries["circuit_tables"].numel() < raw_bytes + 64
+    assert (m.circuit.emit.sum(-1) == 1 << TABLE_BITS).all()
+
+
+def test_set_circuit_rejects_a_circuit_of_another_size_and_forward_is_refused():
+    m = CircuitEntropyModel(CFG)
+    with pytest.raises(ModelError, match="circuit was fitted as"):
+        m.set_circuit(random_hclt(HCLTConfig(variables=6, values=5, hidden=3, mi_bins=2)))
+    with pytest.raises(ModelError, match="fitted by EM, not by gradients"):
+        m(torch.zeros(1, 1, 6))
