@@ -92,7 +92,7 @@ def test_likelihood_keeps_relative_precision_in_both_tails():
         for b in prior.biases:
             b.zero_()
     for y0 in (18.0, -18.0):  # logistic(0, 1): mass of [y0 - 1/2, y0 + 1/2] ~ e^-18 (1 - e^-1) ...
-        p = float(prior.likelihood(torch.tensor([[y0]], dtype=torch.float64)))
+        p = float(prior.likelihood(torch.tensor([[y0]], dtype=torch.float64)).detach())
         a, b = abs(y0) - 0.5, abs(y0) + 0.5
         exact = 1 / (1 + math.exp(a)) - 1 / (1 + math.exp(b))
         assert p == pytest.approx(exact, rel=1e-6)
