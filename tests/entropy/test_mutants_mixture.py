@@ -10,10 +10,11 @@ import pytest
 import torch
 from scipy import stats
 
-from lcodec.entropy import GaussianMixtureConditional, component_bank, quantize_weights
+from lcodec.entropy import GaussianMixtureConditional, MixtureParams, component_bank, quantize_weights
 from lcodec.entropy.gaussian import LIKELIHOOD_BOUND, scale_table
 from lcodec.entropy.mixture import _quantize_weights_torch, _tail
 from lcodec.errors import InputError, ModelError
+from tests.entropy.test_mixture import random_params
 
 
 def reference_bank_pmf(scales, mean_steps, mean_range, support):
@@ -261,3 +262,144 @@ def test_state_dict_of_a_built_bank_loads_into_a_fresh_model_under_a_prefix():
     np.testing.assert_array_equal(dst[0].bank(), src[0].bank())
     with pytest.raises(RuntimeError):  # strict loading still reports missing keys
         GaussianMixtureConditional([0.5, 1.0, 2.0]).load_state_dict({}, strict=True)
+
+
+# ---------------------------------------------------------------- run 5, second pass
+def test_component_bank_rows_sum_to_the_requested_precision():
+    bank = component_bank([0.5, 2.0], mean_steps=1, mean_range=1, support=20, precision=12)
+    assert (bank.sum(axis=-1) == 1 << 12).all()
+    assert_counts_match(bank, reference_bank_pmf([0.5, 2.0], 1, 1, 20), precision=12)
+    small = component_bank([1.0], mean_steps=1, mean_range=0, support=1, precision=8)
+    assert (small.sum(axis=-1) == 256).all()
+
+
+def test_model_precision_reaches_the_mixed_tables():
+    m = GaussianMixtureConditional([0.5, 1.0, 2.0], support=16, precision=12)
+    m.export()
+    rng = np.random.default_rng(11)
+    p = MixtureParams(quantize_weights(rng.normal(size=(1, 2, 3, 4)), 8), rng.integers(-8, 8, (1, 2, 3, 4)),
+                      rng.integers(0, 3, (1, 2, 3, 4)))
+    tables, _ = m.build_tables(p)
+    assert (tables.counts.sum(axis=1) == 1 << 12).all()
+    assert m.bank().dtype == np.int64 and (m.bank().sum(axis=-1) == 1 << 12).all()
+
+
+def test_quantize_weights_rows_are_stabilised_separately():
+    w = quantize_weights(np.array([[1000.0, 999.0], [0.0, -1.0]]), 8)
+    assert w[0].tolist() == w[1].tolist() == reference_largest_remainder(
+        (np.exp([0.0, -1.0]) / np.exp([0.0, -1.0]).sum()).tolist(), 256)
+
+
+def test_centres_round_the_weighted_mean_half_up():
+    from fractions import Fraction
+    m = GaussianMixtureConditional()
+    rng = np.random.default_rng(12)
+    w = quantize_weights(rng.normal(size=(3, 3, 5)) * 2, 8)
+    mean_q = rng.integers(-60, 60, (3, 3, 5))
+    mean_q[0, :, 0] = 2  # every mean 2/4 = 0.5: half rounds up to 1
+    mean_q[0, :, 1] = -2  # -0.5 rounds up to 0
+    c = m.centres(MixtureParams(w, mean_q, np.zeros_like(mean_q)))
+    for b in range(3):
+        for i in range(5):
+            x = sum(Fraction(int(w[b, k, i]) * int(mean_q[b, k, i]), 256 * 4) for k in range(3))
+            assert c[b, i] == math.floor(x + Fraction(1, 2))
+    assert c[0, 0] == 1 and c[0, 1] == 0
+
+
+def test_zero_weight_components_do_not_split_tables():
+    m = GaussianMixtureConditional()
+    m.export()
+    w = np.array([[[256, 256]], [[0, 0]]])  # (B=1, K=2, N=2): component 1 has zero weight
+    p1 = MixtureParams(w.reshape(1, 2, 2), np.array([[[0, 4]], [[40, -37]]]).reshape(1, 2, 2),
+                       np.array([[[5, 5]], [[3, 30]]]).reshape(1, 2, 2))
+    tables, idx = m.build_tables(p1)
+    # means 0 and 1 are both at their integer centres: one table, shifted by the centre
+    assert tables.num_tables == 1 and idx.tolist() == [[0, 0]]
+    assert m.centres(p1).tolist() == [[0, 1]]
+    # same first component at both latents: one table, whatever the zero-weight component holds
+    p2 = MixtureParams(w.reshape(1, 2, 2), np.array([[[4, 4]], [[40, -37]]]).reshape(1, 2, 2),
+                       np.array([[[5, 5]], [[3, 30]]]).reshape(1, 2, 2))
+    tables2, idx2 = m.build_tables(p2)
+    assert tables2.num_tables == 1 and idx2.tolist() == [[0, 0]]
+
+
+def test_params_are_checked_at_their_limits():
+    m = GaussianMixtureConditional()
+    m.export()
+    ns = m.scale_table.numel()
+    good = dict(weights=np.full((1, 1, 2), 256), mean_q=np.zeros((1, 1, 2), np.int64), scale_idx=np.zeros((1, 1, 2), np.int64))
+    m.build_tables(MixtureParams(**good))
+    m.build_tables(MixtureParams(**{**good, "scale_idx": np.full((1, 1, 2), ns - 1)}))
+    m.build_tables(MixtureParams(**{**good, "mean_q": np.full((1, 1, 2), 2**40)}))
+    bad = [({"scale_idx": np.full((1, 1, 2), ns)}, "scale index or mean out of range"),
+           ({"scale_idx": np.full((1, 1, 2), -1)}, "scale index or mean out of range"),
+           ({"mean_q": np.full((1, 1, 2), 2**40 + 1)}, "scale index or mean out of range"),
+           ({"mean_q": np.zeros((1, 1, 3), np.int64)}, "must share one shape"),
+           ({"scale_idx": np.zeros((1, 1, 3), np.int64)}, "must share one shape"),
+           ({"weights": np.full((1, 1, 2), 255)}, "sum to 2\\*\\*8"),
+           ({"weights": np.array([[[300, 256]], [[-44, 0]]]).reshape(1, 2, 2),
+             "mean_q": np.zeros((1, 2, 2), np.int64), "scale_idx": np.zeros((1, 2, 2), np.int64)}, ">= 0")]
+    for change, message in bad:
+        with pytest.raises(InputError, match=message):
+            m.build_tables(MixtureParams(**{**good, **change}))
+    with pytest.raises(InputError, match="must share one shape"):
+        m.build_tables(MixtureParams(np.full(2, 256), np.zeros(2, np.int64), np.zeros(2, np.int64)))  # 1-D
+
+
+def test_max_tables_is_inclusive_and_reaches_encode_and_decode():
+    m = GaussianMixtureConditional()
+    m.export()
+    rng = np.random.default_rng(13)
+    p = random_params(m, rng, shape=(1, 2, 1, 2, 3))
+    tables, _ = m.build_tables(p)
+    u = tables.num_tables
+    assert u > 2
+    m.build_tables(p, max_tables=u)
+    with pytest.raises(ModelError, match=f"{u} distinct mixture tables exceed max_tables={u - 1}"):
+        m.build_tables(p, max_tables=u - 1)
+    y = torch.from_numpy(rng.normal(size=(1, 1, 2, 3)) * 3)
+    with pytest.raises(ModelError, match="exceed max_tables"):
+        m.encode(y, p, max_tables=u - 1)
+    data = m.encode(y, p, max_tables=u)
+    with pytest.raises(ModelError, match="exceed max_tables"):
+        m.decode(data, p, max_tables=u - 1)
+    out = m.decode(data, p, max_tables=u)
+    assert out.dtype == torch.float32 and out.shape == (1, 1, 2, 3)
+    assert torch.equal(out, torch.round(y).float())
+    assert torch.equal(m.decode(m.encode(y.numpy(), p), p), out)  # numpy latents too
+
+
+def test_encode_refuses_mismatched_or_non_finite_latents():
+    m = GaussianMixtureConditional()
+    m.export()
+    p = random_params(m, np.random.default_rng(14), shape=(1, 2, 1, 2, 3))
+    with pytest.raises(InputError, match=r"latents \(1, 1, 3, 2\) do not match parameters \(1, 1, 2, 3\)"):
+        m.encode(torch.zeros(1, 1, 3, 2), p)
+    y = torch.zeros(1, 1, 2, 3)
+    y[0, 0, 1, 1] = float("nan")
+    with pytest.raises(InputError, match="latents must be finite"):
+        m.encode(y, p)
+    with pytest.raises(ModelError, match=r"component tables not built: call export\(\)"):
+        GaussianMixtureConditional().build_tables(p)
+
+
+def test_likelihood_gradient_in_the_logits_is_that_of_the_soft_weights():
+    m = GaussianMixtureConditional()
+    rng = np.random.default_rng(15)
+    shape = (1, 3, 2, 2)
+    y = torch.from_numpy(rng.normal(size=(1, 2, 2)) * 2)
+    logits = torch.from_numpy(rng.normal(size=shape)).requires_grad_()
+    means = torch.from_numpy(rng.normal(size=shape))
+    scales = torch.from_numpy(rng.uniform(0.5, 3.0, size=shape))
+    m.likelihood(y, logits, means, scales).sum().backward()
+    # reference: the component masses at the coded (quantized) means and scales are constants;
+    # the weights' gradient is softmax's
+    params = m.quantize_params(logits.detach(), means, scales)
+    mu_q = torch.from_numpy(params.mean_q / 4.0)
+    s_q = m.scale_table[torch.from_numpy(params.scale_idx)]
+    yy = y.unsqueeze(1)
+    normal = torch.distributions.Normal(mu_q, s_q)
+    mass = normal.cdf(yy + 0.5) - normal.cdf(yy - 0.5)
+    logits2 = logits.detach().clone().requires_grad_()
+    (torch.softmax(logits2, 1) * mass).sum().backward()
+    torch.testing.assert_close(logits.grad, logits2.grad, rtol=1e-6, atol=1e-12)
