@@ -32,6 +32,7 @@ from torch import nn
 
 from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.bitstream.tables import CodingTables, quantize_pmf
+from lcodec.entropy.model import check_floor
 from lcodec.errors import BitstreamError
 
 __all__ = ["WeightPrior", "encode_integer_tensors", "decode_integer_tensors", "TABLE_PRECISION", "MAX_ENTRIES"]
@@ -213,7 +214,11 @@ def decode_integer_tensors(data: bytes, shapes: list[tuple[int, ...]]) -> list[t
     if rows:
         sizes = [int(np.prod(s)) for s, k in zip(shapes, kinds) if k != ZERO]
         indexes = np.concatenate([np.full(n, i) for i, n in enumerate(sizes)])
-        flat = decode_symbols(data[pos:], indexes, _stack(rows))
+        tables = _stack(rows)
+        # refuse a body far shorter than its symbols could take (a header with its payload cut off
+        # would otherwise decode to arbitrary values)
+        check_floor(data[pos:], float(np.dot(sizes, tables.min_bits())), "network weights")
+        flat = decode_symbols(data[pos:], indexes, tables)
         values = iter(np.split(flat, np.cumsum(sizes)[:-1]))
     out = []
     for shape, kind in zip(shapes, kinds):
