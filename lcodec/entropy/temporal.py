@@ -130,7 +130,7 @@ class TemporalHyperprior(nn.Module):
             index = self.context.heads[s](torch.cat(self.context.head_inputs(s, hidden, ks[:s], extra), 1))
             temporal = temporal + -torch.log2(g.likelihood(ks[s] - prev_k[:, rows], g.scales_from_indexes(index))).sum(
                 1, keepdim=True)
-        pool = lambda t: nn.functional.avg_pool2d(t, b, ceil_mode=True) * b * b  # noqa: E731
+        pool = lambda t: nn.functional.avg_pool2d(t, b, ceil_mode=True, divisor_override=1)  # noqa: E731  (block sums)
         y_bits = torch.minimum(pool(temporal), pool(intra)).flatten(1).sum(1)
         return k + means, {"y": y_bits, "z": z_bits}
 
