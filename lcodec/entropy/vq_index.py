@@ -257,7 +257,7 @@ class VQIndexModel(nn.Module):
                     out[i, r, col] = got
                     cls[r + 1, col + 1] = classes[got]
             return torch.from_numpy(out)
-        except BitstreamError:
+        except (BitstreamError, ModelError):  # missing tables are the model's problem, not the stream's
             raise
         except Exception as exc:  # constriction reports invalid data as AssertionError/ValueError
             raise BitstreamError(f"damaged VQ index section: {exc}") from None
