@@ -10,7 +10,6 @@ import dataclasses
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lcodec.entropy.channel_context import CONTEXT_CLAMP, ChannelContext, _ste_round
@@ -18,6 +17,7 @@ from lcodec.entropy.gaussian import GaussianConditional, scale_table
 from lcodec.entropy.hyperprior import HyperpriorConfig, MeanScaleHyperprior
 from lcodec.entropy.integer_net import IntegerConv
 from lcodec.errors import ModelError
+from tests.entropy.references import exact_head_ref as shared_head_ref
 
 C, S, CS, H, NS, MH = 6, 3, 2, 5, 12, 4
 B, HH, WW = 2, 5, 7  # a non-square grid, batch > 1
@@ -55,21 +55,8 @@ def feats(sym: torch.Tensor) -> torch.Tensor:
     return sym.abs().clamp(max=15) * 16
 
 
-def exact_head_ref(conv: IntegerConv, x: torch.Tensor) -> torch.Tensor:
-    """The integer head as plain int64 arithmetic (integer_net's contract for a 3x3 head with input
-    4 fractional bits in [0, 255] and integer outputs in [0, NS - 1])."""
-    wf, wmax = conv.weight_frac, 2 ** (conv.weight_bits - 1) - 1
-    w = torch.round(conv.weight.detach().double() * 2.0**wf).clamp(-wmax, wmax).long()
-    bias = torch.round(conv.bias.detach().double() * 2.0 ** (wf + 4)).long()
-    x = x.long().clamp(0, 255)
-    n, _, h, wd = x.shape
-    xp = F.pad(x, (1, 1, 1, 1))
-    acc = bias.view(1, -1, 1, 1).expand(n, -1, h, wd).clone()
-    for dy in range(3):
-        for dx in range(3):
-            acc += torch.einsum("oc,bchw->bohw", w[:, :, dy, dx], xp[:, :, dy : dy + h, dx : dx + wd])
-    r = wf + 4
-    return torch.div(acc + 2 ** (r - 1), 2**r, rounding_mode="floor").clamp(0, NS - 1)
+def exact_head_ref(conv, x: torch.Tensor) -> torch.Tensor:
+    return shared_head_ref(conv, x, NS)
 
 
 def indexes_ref(ctx: ChannelContext, s: int, hidden, symbols, extra=None) -> torch.Tensor:

@@ -10,13 +10,13 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lcodec.entropy.channel_context import ChannelContext
 from lcodec.entropy.hyperprior import HyperpriorConfig, MeanScaleHyperprior
 from lcodec.entropy.temporal import (CONTEXT_CLAMP, FrameState, TemporalConfig, TemporalHyperprior,
                                      state_features)
 from lcodec.errors import BitstreamError, ModelError
+from tests.entropy.references import exact_head_ref as shared_head_ref
 
 C, SLICES, CS, HID, NS = 4, 2, 2, 8, 12
 HYPER = HyperpriorConfig(hyper_channels=3, analysis_hidden=8, index_hidden=HID, num_scales=NS, min_scale=0.2,
@@ -74,22 +74,7 @@ def feats(k: torch.Tensor) -> torch.Tensor:
 
 
 def exact_head_ref(conv, x: torch.Tensor) -> torch.Tensor:
-    """An index head as plain int64 arithmetic: 3x3 correlation with zero padding, integer weights
-    round(W * 2**wf) clipped to +-(2**(wb-1) - 1), bias round(b * 2**(wf + 4)), then
-    floor((acc + 2**(r-1)) / 2**r) with r = wf + 4 (input 4 fractional bits, output 0),
-    clamped to [0, num_indexes - 1]. Inputs are clamped to [0, 255]."""
-    wf, wmax = conv.weight_frac, 2 ** (conv.weight_bits - 1) - 1
-    w = torch.round(conv.weight.detach().double() * 2.0**wf).clamp(-wmax, wmax).long()
-    b = torch.round(conv.bias.detach().double() * 2.0 ** (wf + 4)).long()
-    x = x.long().clamp(0, 255)
-    n, _, h, wd = x.shape
-    xp = F.pad(x, (1, 1, 1, 1))
-    acc = b.view(1, -1, 1, 1).expand(n, -1, h, wd).clone()
-    for dy in range(3):
-        for dx in range(3):
-            acc += torch.einsum("oc,bchw->bohw", w[:, :, dy, dx], xp[:, :, dy : dy + h, dx : dx + wd])
-    r = wf + 4
-    return torch.div(acc + 2 ** (r - 1), 2**r, rounding_mode="floor").clamp(0, NS - 1)
+    return shared_head_ref(conv, x, NS)
 
 
 def bits_ref(sym: torch.Tensor, idx: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
