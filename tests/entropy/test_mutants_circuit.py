@@ -11,7 +11,7 @@ import torch
 
 from lcodec.entropy.circuit import TABLE_BITS, HCLTConfig, IntegerHCLT, chow_liu_tree, mutual_information
 from lcodec.entropy.circuit_model import CircuitEntropyModel
-from lcodec.errors import ModelError
+from lcodec.errors import BitstreamError, InputError, ModelError
 from tests.entropy.test_circuit import CFG, PARENT, random_hclt
 
 
@@ -187,3 +187,119 @@ def test_set_circuit_rejects_a_circuit_of_another_size_and_forward_is_refused():
         m.set_circuit(random_hclt(HCLTConfig(variables=6, values=5, hidden=3, mi_bins=2)))
     with pytest.raises(ModelError, match="fitted by EM, not by gradients"):
         m(torch.zeros(1, 1, 6))
+
+
+# ------------------------------------------------------------ the entropy-model role (run 6)
+def fitted_model(seed: int = 0) -> CircuitEntropyModel:
+    m = CircuitEntropyModel(CFG)
+    m.set_circuit(random_hclt(seed=seed))
+    m.export()
+    return m
+
+
+def symbols_under(m: CircuitEntropyModel, x: torch.Tensor) -> float:
+    """Ideal bits of items x (N, D) in the coding order, from brute-force conditionals: p(x_i | x_<i)
+    is a ratio of marginals, each summed over the hidden states and the unobserved variables."""
+    from tests.entropy.test_circuit import joint_table
+
+    p = joint_table(m.circuit)
+    order = m.circuit.tree.order
+    total = 0.0
+    for item in x.tolist():
+        seen = []
+        for i in order:
+            axes = tuple(a for a in range(CFG.variables) if a not in seen + [int(i)])
+            marg = p.sum(axis=axes) if axes else p
+            idx_num = tuple(item[a] for a in sorted(seen + [int(i)]))
+            num = marg[idx_num]
+            den = marg.sum(axis=sorted(seen + [int(i)]).index(int(i)))[tuple(item[a] for a in sorted(seen))] \
+                if seen else 1.0
+            total -= math.log2(num / den)
+            seen.append(int(i))
+    return total
+
+
+def test_coding_round_trip_and_rate_of_the_entropy_model():
+    m = fitted_model()
+    assert m.num_sections(0) == 1 and m.side_sections == 0 and m.downsample == 1
+    g = torch.Generator().manual_seed(4)
+    x = torch.randint(0, CFG.values, (5, 1, 2, 3), generator=g)  # 6 variables per item, row-major
+    (payload,), symbols = m.encode(x.double(), 0, 1)
+    assert symbols.dtype == torch.int32 and torch.equal(symbols, x.int())
+    out = m.decode((payload,), (5, 1, 2, 3), 0, 1, "test items")
+    assert out.dtype == torch.int32 and out.shape == (5, 1, 2, 3) and torch.equal(out, x.int())
+    ideal = symbols_under(m, x.reshape(5, -1))
+    est = m.estimate_bits(x.double(), 0, 1)["y"]
+    assert est == pytest.approx(ideal, rel=1e-3, abs=0.5)  # integer counts of 2**20: tiny loss
+    assert 8 * len(payload) <= ideal + 64 and len(payload) % 4 == 0
+    info = m.information(x.reshape(5, -1))
+    assert info.shape == (5,) and float(info.sum()) == pytest.approx(est)
+    empty, syms = m.encode(x.double(), 0, 1, write=False)
+    assert empty == () and torch.equal(syms, x.int())
+
+
+def test_the_entropy_model_refuses_bad_latents_and_streams():
+    m = fitted_model()
+    x = torch.randint(0, CFG.values, (2, 1, 6)).double()
+    with pytest.raises(InputError, match="codes 6 symbols per item, got 5"):
+        m.encode(x[..., :5], 0, 1)
+    with pytest.raises(InputError, match="not integer-valued"):
+        m.encode(x + 0.25, 0, 1)
+    with pytest.raises(InputError, match=r"values must be integers in 0\.\.3"):
+        m.encode(x + 4, 0, 1)
+    with pytest.raises(InputError, match=r"values must be integers in 0\.\.3"):
+        m.encode(x - 5, 0, 1)
+    (payload,), _ = m.encode(x, 0, 1)
+    with pytest.raises(BitstreamError, match="declares 2 x 7 symbols, not 6 symbols per item"):
+        m.decode((payload,), (2, 1, 7), 0, 1, "2 x 7 symbols")
+    with pytest.raises(BitstreamError, match="not a multiple of 4 bytes"):
+        m.decode((payload[:-1],), (2, 1, 6), 0, 1, "x")
+    with pytest.raises(BitstreamError, match="empty payload for 2 x items"):
+        m.decode((b"",), (2, 1, 6), 0, 1, "items")
+    with pytest.raises(ModelError, match="no integer circuit"):
+        CircuitEntropyModel(CFG).decode((payload,), (2, 1, 6), 0, 1, "x")
+    with pytest.raises(ModelError, match="no integer circuit"):
+        CircuitEntropyModel(CFG).encode(x, 0, 1)
+    # carried channels: only the first `carried` channels are the circuit's variables
+    two = torch.cat([x.reshape(2, 1, 6), torch.full((2, 1, 6), 0.5, dtype=torch.float64)], 1)
+    (p2,), s2 = m.encode(two, 0, 1)
+    assert p2 == payload and torch.equal(s2, x.int())
+    assert torch.equal(m.decode((p2,), (2, 2, 6), 0, 1, "x"), x.int())
+
+
+def test_probabilities_are_counts_over_2_20():
+    from lcodec.entropy.circuit_model import _probabilities
+
+    counts = torch.tensor([[1, 2**19, 2**19 - 1]], dtype=torch.int64)
+    p = _probabilities(counts)
+    assert p.dtype == np.float64 and p.tolist() == [[2.0**-20, 0.5, 0.5 - 2.0**-20]]
+
+
+def test_load_entries_refuses_each_missing_or_foreign_part():
+    m = fitted_model()
+    entries = {**m.state_entries(), "state_dict": {"parent": torch.from_numpy(PARENT)}}
+    other_cfg = HCLTConfig(variables=6, values=4, hidden=4, mi_bins=2)
+    cases = [({k: v for k, v in entries.items() if k != "circuit_tables"}, "the weights hold no circuit tables"),
+             ({k: v for k, v in entries.items() if k != "circuit_config"}, "the weights hold no circuit tables"),
+             ({**entries, "circuit_config": other_cfg.to_dict()}, "weights hold a circuit"),
+             ({**entries, "circuit_tables": torch.zeros(10, dtype=torch.uint8)}, "stored circuit tables are damaged"),
+             ({k: v for k, v in entries.items() if k != "state_dict"}, r"no circuit structure \(parent\)"),
+             ({**entries, "state_dict": {}}, r"no circuit structure \(parent\)")]
+    import lzma
+    short = torch.frombuffer(bytearray(lzma.compress(b"\x00" * 8)), dtype=torch.uint8)
+    cases.append(({**entries, "circuit_tables": short}, "stored circuit tables do not fit"))
+    for state, message in cases:
+        fresh = CircuitEntropyModel(CFG)
+        with pytest.raises(ModelError, match=message):
+            fresh.load_entries(state)
+        assert fresh.circuit is None
+    fresh = CircuitEntropyModel(CFG)
+    assert fresh.parent.tolist() == [-1] * 6 and fresh.float_model is None
+    fresh.load_entries(entries)
+    assert fresh.parent.dtype == torch.int64 and fresh.parent.tolist() == PARENT.tolist()
+    assert fresh.table_sets()[2].counts.shape == (6 * 3, 4)
+    with pytest.raises(ModelError, match="no integer circuit; load shipped weights or call export"):
+        CircuitEntropyModel(CFG).table_sets()
+    unexported = CircuitEntropyModel(CFG)
+    with pytest.raises(ModelError, match="no integer circuit"):
+        unexported.export()

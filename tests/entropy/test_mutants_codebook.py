@@ -180,3 +180,68 @@ def test_entropy_model_state_entries_round_trip():
     wide.export()
     with pytest.raises(ModelError, match="do not fit the configuration"):
         CodebookEntropyModel(6, book).load_entries({**entries, "codebook_tables": wide.state_entries()["codebook_tables"]})
+
+
+def exported_model(seed=8, stages=3) -> CodebookEntropyModel:
+    torch.manual_seed(seed)
+    model = CodebookEntropyModel(6, CodebookConfig(stages=stages, groups=2, codewords=4))
+    with torch.no_grad():
+        for s, st in enumerate(model.codebook.stages):
+            st.codebooks.mul_(2.0 ** -s)
+            st.logits.copy_(torch.randn(2, 4) * 2)
+    model.export()
+    return model
+
+
+def test_entropy_model_coding_is_an_embedded_prefix_and_decodes_exactly():
+    model = exported_model()
+    y = torch.randn(2, 6, 3, 5, dtype=torch.float64) * 2
+    assert model.embedded and model.side_sections == 0 and model.downsample == 1
+    long_sections, none = model.encode(y, 2, 6)
+    assert none is None and len(long_sections) == 3
+    for rate in (0, 1, 2):
+        sections, _ = model.encode(y, rate, 6)
+        assert tuple(sections) == tuple(long_sections[: rate + 1])  # a prefix of the longer stream
+        idx = model.decode_indexes(sections, (2, 6, 3, 5), rate, 6, "test")
+        assert idx.shape == (2, rate + 1, 2, 3, 5) and torch.equal(idx, model.codebook.indexes(y, rate + 1))
+        y_hat = model.decode(sections, (2, 6, 3, 5), rate, 6, "test")
+        _, y_dec = model.encode(y, rate, 6, write=False)
+        assert torch.equal(y_hat, y_dec) and torch.equal(y_hat, model.codebook.dequantize(idx))
+        est = model.estimate_bits(y, rate, 6)["y"]
+        assert est == pytest.approx(sum(model.codebook.information_bits(idx)))
+        assert 8 * sum(len(s) for s in sections) <= est + 64 * (rate + 1)
+
+
+def test_entropy_model_refuses_partial_channels_and_short_payloads():
+    from lcodec.errors import BitstreamError, ModelError
+
+    model = exported_model()
+    y = torch.randn(1, 6, 4, 4, dtype=torch.float64) * 2
+    for call in (lambda: model.encode(y, 0, 5), lambda: model.decode_indexes((b"",), (1, 6, 4, 4), 0, 5, "x")):
+        with pytest.raises(ModelError, match="every channel"):
+            call()
+    sections, _ = model.encode(y, 1, 6)
+    # the floor: half the cheapest bits per position of the used stages, over every position
+    floor = model.codebook.min_bits_per_position(2) * 16
+    expected = sum(float(np.sum(st.tables.min_bits())) for st in model.codebook.stages[:2])
+    assert model.codebook.min_bits_per_position(2) == pytest.approx(expected)
+    assert model.codebook.min_bits_per_position(1) < model.codebook.min_bits_per_position(2)
+    short = int(np.floor(0.5 * floor / 8 - 1e-9))
+    if short > 0:
+        with pytest.raises(BitstreamError, match="too short for the declared test grid"):
+            model.decode_indexes((bytes(short), b""), (1, 6, 4, 4), 1, 6, "test grid")
+    big = (1, 6, 64, 64)  # far more positions than these bytes could hold
+    with pytest.raises(BitstreamError, match="too short for the declared"):
+        model.decode_indexes(sections, big, 1, 6, "big grid")
+    with pytest.raises(ModelError):
+        CodebookEntropyModel(6, CodebookConfig(stages=2, groups=2, codewords=4)).encode(y, 0, 6)
+
+
+def test_quantizer_information_bits_are_minus_log2_of_the_table():
+    q = make_vq(seed=9).float()
+    q.export()
+    idx = torch.randint(0, 5, (2, 2, 3, 3))
+    t = q.tables
+    expected = sum(float(t.precision - np.log2(t.counts[m, int(k)])) for b in range(2) for m in range(2)
+                   for k in idx[b, m].reshape(-1))
+    assert q.information_bits(idx) == pytest.approx(expected)
