@@ -307,3 +307,26 @@ def test_entries_round_trip_and_refuse_mismatches():
         with pytest.raises(ModelError, match=message):
             target.load_entries(state)
         assert target.tables is None and target.rate_tables is None  # nothing half-loaded
+
+
+def test_forward_with_a_channel_context_charges_each_slice_under_its_gaussian():
+    hyper = dataclasses.replace(HYPER, context_slices=2, context_hidden=8)
+    m = make(hyper=hyper)
+    assert m.y_sections == 2 and m.num_sections(0) == 3
+    y = latents().float()
+    y_dec, bits = m(y)
+    with torch.no_grad():
+        z_hat = torch.round(m.h_a(y))
+        means = m.h_m(z_hat)
+        hidden = m.index_net.layers[0](z_hat)
+        seen = []
+
+        def gaussian_bits(v, scales, mu):  # each slice's latents under their own scales and means
+            seen.append(v.shape)
+            return m.gaussian(v, scales, mu)[1]
+
+        ref_dec, ref_bits = m.context(y, means, hidden, gaussian_bits, m.gaussian.scales_from_indexes)
+    assert len(seen) == 2 and all(s[1] == 2 for s in seen)  # one call per slice of 2 channels
+    torch.testing.assert_close(bits["y"], ref_bits)
+    torch.testing.assert_close(y_dec, ref_dec)
+    torch.testing.assert_close(bits["z"], m.prior(m.h_a(y))[1])

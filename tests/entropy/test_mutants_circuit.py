@@ -303,3 +303,27 @@ def test_load_entries_refuses_each_missing_or_foreign_part():
     unexported = CircuitEntropyModel(CFG)
     with pytest.raises(ModelError, match="no integer circuit"):
         unexported.export()
+
+
+def test_hclt_config_limits():
+    HCLTConfig(variables=2, values=2, hidden=2, mi_bins=2)  # the smallest circuit
+    HCLTConfig(variables=2, values=256, hidden=256, mi_bins=2)  # the largest values and hidden states
+    defaults = HCLTConfig()
+    assert (defaults.variables, defaults.values, defaults.hidden, defaults.mi_bins) == (784, 256, 16, 4)
+    for bad in ({"variables": 1}, {"values": 1}, {"values": 257}, {"hidden": 1}, {"hidden": 257}, {"mi_bins": 1}):
+        kwargs = {"variables": 2, "values": 2, "hidden": 2, "mi_bins": 2, **bad}
+        with pytest.raises(ModelError, match="invalid HCLT config"):
+            HCLTConfig(**kwargs)
+
+
+def test_check_values_accepts_exactly_the_circuits_alphabet():
+    c = random_hclt().export()
+    ok = torch.tensor([[0, 3, 1, 2, 3, 0]])
+    assert torch.equal(c.check_values(ok), ok) and c.check_values(ok.int()).dtype == torch.int64
+    assert c.check_values(torch.zeros(0, 6, dtype=torch.int64)).shape == (0, 6)  # no items
+    for bad in (torch.tensor([[0, 4, 1, 2, 3, 0]]), torch.tensor([[0, -1, 1, 2, 3, 0]])):
+        with pytest.raises(InputError, match=r"values must be integers in 0\.\.3"):
+            c.check_values(bad)
+    for shape in ((6,), (1, 5), (1, 1, 6)):
+        with pytest.raises(InputError, match=rf"expected \(items, 6\) values, got \({', '.join(map(str, shape))},?\)"):
+            c.check_values(torch.zeros(shape, dtype=torch.int64))

@@ -219,3 +219,24 @@ def test_weight_prior_defaults_and_noise():
     total = two.bits([a, a], noise=False)
     separate = WeightPrior(1, 2.0).bits([a], noise=False) + WeightPrior(1, 0.3).bits([a], noise=False)
     torch.testing.assert_close(total, separate)
+
+
+def test_histograms_wider_than_max_entries_clip_to_the_central_quantiles():
+    g = np.random.default_rng(6)
+    # mostly small values and a thin wide spread: the histogram wins, over a clipped range
+    s = np.concatenate([np.round(g.laplace(0, 1, 30000)), g.integers(-5000, 5000, 600)]).astype(np.int64)
+    kind, lo, counts, head = W._choose(s)
+    assert kind == HISTOGRAM
+    q_lo, q_hi = (int(v) for v in np.quantile(s, [0.001, 0.999]).round())
+    assert q_hi - q_lo + 1 > MAX_ENTRIES  # the case under test
+    assert lo == q_lo and counts.size - 1 == MAX_ENTRIES  # from the low quantile, MAX_ENTRIES wide
+    lo_ref, ref = reference_histogram(s)
+    assert counts.tolist() == ref.tolist()
+    # exactly MAX_ENTRIES values wide: the whole range, no clipping
+    t = np.concatenate([np.zeros(5000, np.int64), [-300, -300 + MAX_ENTRIES - 1]])
+    kind, lo, counts, _ = W._choose(t)
+    assert kind == HISTOGRAM and lo == -300 and counts.size - 1 == MAX_ENTRIES
+    # one wider: clipped to the quantiles
+    t2 = np.concatenate([np.zeros(5000, np.int64), [-300, -300 + MAX_ENTRIES]])
+    kind, lo, counts, _ = W._choose(t2)
+    assert kind == HISTOGRAM and counts.size - 1 < MAX_ENTRIES
