@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lcodec.entropy.circuit import TABLE_BITS, HCLTConfig, IntegerHCLT, chow_liu_tree, mutual_information
+from lcodec.entropy.circuit import HCLT, TABLE_BITS, HCLTConfig, IntegerHCLT, chow_liu_tree, mutual_information
 from lcodec.entropy.circuit_model import CircuitEntropyModel
 from lcodec.errors import BitstreamError, InputError, ModelError
 from tests.entropy.test_circuit import CFG, PARENT, random_hclt
@@ -327,3 +327,105 @@ def test_check_values_accepts_exactly_the_circuits_alphabet():
     for shape in ((6,), (1, 5), (1, 1, 6)):
         with pytest.raises(InputError, match=rf"expected \(items, 6\) values, got \({', '.join(map(str, shape))},?\)"):
             c.check_values(torch.zeros(shape, dtype=torch.int64))
+
+
+def random_tree(d: int, rng) -> np.ndarray:
+    parent = np.array([-1] + [int(rng.integers(0, i)) for i in range(1, d)])
+    perm = rng.permutation(d)  # relabel so the root is not always node 0
+    out = np.empty(d, dtype=np.int64)
+    out[perm] = np.where(parent < 0, -1, perm[np.maximum(parent, 0)])
+    return out
+
+
+def test_tree_structure_against_its_definitions():
+    from lcodec.entropy.circuit import TreeStructure
+
+    rng = np.random.default_rng(7)
+    for d in (1, 2, 5, 12):
+        parent = random_tree(d, rng)
+        t = TreeStructure(parent.tolist())  # any integer sequence
+        assert t.parent.dtype == np.int64 and t.root == int(np.flatnonzero(parent < 0)[0])
+        children = {v: sorted(int(c) for c in np.flatnonzero(parent == v)) for v in range(d)}
+        assert t.children == [children[v] for v in range(d)]
+
+        def ancestors(v):
+            n = 0
+            while parent[v] >= 0:
+                v, n = parent[v], n + 1
+            return n
+
+        assert t.depth.tolist() == [ancestors(v) for v in range(d)]
+        assert [lv.tolist() for lv in t.levels] == [[v for v in range(d) if ancestors(v) == k]
+                                                   for k in range(max(map(ancestors, range(d))) + 1)]
+        pre = []
+
+        def visit(v):
+            pre.append(v)
+            for c in children[v]:
+                visit(c)
+
+        visit(t.root)
+        assert t.order.dtype == np.int64 and t.order.tolist() == pre
+        assert t.position.tolist() == [pre.index(v) for v in range(d)]
+        assert t.rank.tolist() == [children[parent[v]].index(v) if parent[v] >= 0 else 0 for v in range(d)]
+
+        def subtree(v):
+            return 1 + sum(subtree(c) for c in children[v])
+
+        assert t.size.tolist() == [subtree(v) for v in range(d)]
+        assert t.max_children == max(len(c) for c in children.values())
+        nodes = np.arange(d)
+        for r in range(3):
+            sel, kids = t.by_rank(nodes, r)
+            assert sel.tolist() == [v for v in range(d) if len(children[v]) > r]
+            assert kids.tolist() == [children[v][r] for v in sel.tolist()]
+
+
+def test_tree_structure_refuses_what_is_not_a_tree():
+    from lcodec.entropy.circuit import TreeStructure
+
+    TreeStructure(np.array([-1, 0, 1]))  # parents up to d - 1 are in range
+    for parent in ([0, 0, 1], [-1, -1, 0], [-1, 0, 3]):
+        with pytest.raises(ModelError, match="exactly one root and parents in range"):
+            TreeStructure(np.array(parent))
+    with pytest.raises(ModelError, match="not reachable from the root"):
+        TreeStructure(np.array([-1, 2, 1]))  # 1 and 2 are each other's parent
+
+
+def test_float_hclt_starts_normalised_and_seeded():
+    m = HCLT(CFG, PARENT, seed=3)
+    k, d, v = CFG.hidden, CFG.variables, CFG.values
+    assert m.prior.dtype == torch.float64 and torch.allclose(m.prior, torch.full((k,), 1 / k, dtype=torch.float64))
+    assert m.trans.shape == (d, k, k) and m.emit.shape == (d, k, v)
+    for t in (m.trans, m.emit):
+        assert t.dtype == torch.float64
+        torch.testing.assert_close(t.sum(-1), torch.ones(t.shape[:-1], dtype=torch.float64))
+        # entries start as uniform(0.5, 1.5) before normalising: within a factor 3 of each other per row
+        ratio = t.max(-1).values / t.min(-1).values
+        assert (ratio < 3).all() and (ratio > 1.01).all()
+    again, other, default = HCLT(CFG, PARENT, seed=3), HCLT(CFG, PARENT, seed=4), HCLT(CFG, PARENT)
+    assert torch.equal(again.trans, m.trans) and torch.equal(again.emit, m.emit)
+    assert not torch.equal(other.trans, m.trans) and not torch.equal(other.emit, m.emit)
+    assert torch.equal(default.emit, HCLT(CFG, PARENT, seed=0).emit)
+    with pytest.raises(ModelError, match="tree over 5 variables, config says 6"):
+        HCLT(CFG, PARENT[:5])
+
+
+def test_integer_hclt_checks_each_table_by_name():
+    c = random_hclt().export()
+    prior, trans, emit = c.prior.numpy(), c.trans.numpy(), c.emit.numpy()
+    edge = emit.copy()
+    edge[0, 0, :] = 1
+    edge[0, 0, 0] += (1 << TABLE_BITS) - emit.shape[-1]  # counts of exactly 1 are allowed
+    IntegerHCLT(CFG, PARENT, prior, trans, edge)
+    zero = prior.copy()
+    zero[0], zero[1] = zero[0] + zero[1], 0
+    cases = [((prior[:2], trans, emit), r"HCLT prior table has shape \(2,\), expected \(3,\)"),
+             ((prior, trans[:5], emit), r"HCLT trans table has shape \(5, 3, 3\), expected \(6, 3, 3\)"),
+             ((prior, trans, emit[:, :2]), r"HCLT emit table has shape"),
+             ((zero, trans, emit), "HCLT prior rows must be counts >= 1"),
+             ((prior, trans, np.where(edge == 1, 0, edge)), "HCLT emit rows must be counts >= 1"),
+             ((prior, trans + 1, emit), r"HCLT trans rows must be counts >= 1 summing to 2\*\*16")]
+    for (p, t, e), message in cases:
+        with pytest.raises(ModelError, match=message):
+            IntegerHCLT(CFG, PARENT, p, t, e)
