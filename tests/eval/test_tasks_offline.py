@@ -1,0 +1,313 @@
+"""The MPQ tasks' own code (data layout, class mapping, scoring), offline and fast.
+
+The pretrained models (ResNet-50, wav2vec 2.0) cannot be downloaded here, so their cached
+checkpoints are stood in by empty files (construction only checks that the cache file exists)
+and the networks by tiny stand-ins whose outputs the test chooses; everything around the
+network is then checked against the module docstrings.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from PIL import Image
+
+from lcodec.errors import InputError, ModelError
+from lcodec.eval import mpq
+from lcodec.eval.mpq import get_task
+from lcodec.eval.tasks import mnist, torchaudio_asr, torchvision_imagenet
+from lcodec.eval.tasks.torchvision_imagenet import class_indexes
+
+
+@pytest.fixture()
+def hub(monkeypatch, tmp_path):
+    """An empty torch hub cache; downloads fail the test."""
+    def no_download(*args, **kwargs):
+        raise AssertionError("attempted a download")
+
+    folder = tmp_path / "hub"
+    (folder / "checkpoints").mkdir(parents=True)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(folder))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    return folder / "checkpoints"
+
+
+def _touch_checkpoint(hub, url):
+    (hub / url.rsplit("/", 1)[1]).write_bytes(b"stand-in")
+
+
+# ---------------------------------------------------------------- imagenet-classifier
+CATEGORIES = ["tench", "goldfish", "great white shark"]
+
+
+def test_class_indexes_by_index_name_and_full_synset_list():
+    assert class_indexes(["2", "0", "999"], CATEGORIES) == [2, 0, 999]
+    assert class_indexes(["goldfish", "tench", "great white shark"], CATEGORIES) == [1, 0, 2]
+    assert class_indexes(["1", "tench"], CATEGORIES) == [1, 0]
+    synsets = [f"n{i:08d}" for i in range(1000)]  # any 1000 folders: sorted order is the output order
+    assert class_indexes(synsets, CATEGORIES) == list(range(1000))
+    for bad in (["1000"], ["trout"], ["-1"], ["tench", "n01440764"]):
+        with pytest.raises(InputError, match="neither an index 0-999 nor an ImageNet category"):
+            class_indexes(bad, CATEGORIES)
+    with pytest.raises(InputError, match=r"'999 '"):
+        class_indexes(["999 "], CATEGORIES)
+
+
+def _image_folder(root, layout):
+    """layout: {class folder: [gray levels]}; one 12x10 PNG per level."""
+    for folder, levels in layout.items():
+        (root / folder).mkdir(parents=True)
+        for i, level in enumerate(levels):
+            Image.fromarray(np.full((10, 12, 3), level, np.uint8)).save(root / folder / f"{folder}_{i}.png")
+    return root
+
+
+class _Fixed(torch.nn.Module):
+    """Predicts output ``index`` for images darker than mid-grey and ``index + 1`` otherwise."""
+
+    def __init__(self, index):
+        super().__init__()
+        self.index = index
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        logits = torch.zeros(x.shape[0], 1000)
+        bright = (x.mean(dim=(1, 2, 3)) > 0).long()  # after ImageNet normalisation mid-grey is ~0
+        logits[torch.arange(x.shape[0]), self.index + bright] = 1.0
+        return logits
+
+
+def test_imagenet_items_go_round_robin_over_classes_and_score_top1(hub, tmp_path, monkeypatch):
+    from torchvision.models import ResNet50_Weights
+
+    _touch_checkpoint(hub, ResNet50_Weights.IMAGENET1K_V2.url)
+    data = _image_folder(tmp_path / "data", {"goldfish": [250, 10, 250], "tench": [10]})
+    task = get_task("imagenet-classifier", data)
+    items = task.items()
+    # ImageFolder sorts classes (goldfish, tench) and files; round 0 takes one of each, then the rest
+    assert [i.name for i in items] == ["goldfish_0.png", "tench_0.png", "goldfish_1.png", "goldfish_2.png"]
+    assert all(i.modality == "image" and i.x.shape == (1, 3, 10, 12) for i in items)
+    assert [i.name for i in task.items(3)] == [i.name for i in items[:3]]
+    # targets are the category indexes: goldfish 1, tench 0; the stand-in says 0 (dark) or 1 (bright)
+    task._model = _Fixed(0)
+    decoded = [i.x for i in items]
+    assert task.score(decoded) == pytest.approx(3 / 4)  # tench_0 (dark, 0) right, goldfish_1 (dark) wrong
+    assert task.score(decoded[:2]) == pytest.approx(1.0)
+    assert task.score([1 - d for d in decoded]) == pytest.approx(1 / 4)
+    task.batch_size = 3  # scored in chunks: same answer, two calls
+    task._model = _Fixed(0)
+    assert task.score(decoded) == pytest.approx(3 / 4) and task._model.calls == 2
+    for bad in ([], decoded + decoded[:1]):
+        with pytest.raises(InputError, match=r"scores 1 to 4 images, got"):
+            task.score(bad)
+
+
+def test_imagenet_scores_the_8bit_clamped_image(hub, tmp_path):
+    from torchvision.models import ResNet50_Weights
+
+    _touch_checkpoint(hub, ResNet50_Weights.IMAGENET1K_V2.url)
+    task = get_task("imagenet-classifier", _image_folder(tmp_path / "data", {"1": [10]}))
+    task._model = _Fixed(0)
+    # far outside [0, 1]: clamped to white, so "bright" (output 1 = the target) either way
+    assert task.score([torch.full((1, 3, 10, 12), 40.0)]) == 1.0
+    assert task.score([torch.full((1, 3, 10, 12), -40.0)]) == 0.0
+
+
+def test_imagenet_classifier_loads_once_from_the_cache(hub, tmp_path, monkeypatch):
+    import torchvision.models
+    from torchvision.models import ResNet50_Weights
+
+    _touch_checkpoint(hub, ResNet50_Weights.IMAGENET1K_V2.url)
+    task = get_task("imagenet-classifier", _image_folder(tmp_path / "data", {"tench": [10]}))
+    built = []
+
+    def fake_resnet50(weights=None):
+        built.append(weights)
+        return torch.nn.Linear(2, 2).train()
+
+    monkeypatch.setattr(torchvision.models, "resnet50", fake_resnet50)
+    model = task._classifier()
+    assert built == [ResNet50_Weights.IMAGENET1K_V2] and not model.training
+    assert task._classifier() is model and len(built) == 1
+    task._model = None
+    for f in hub.iterdir():
+        f.unlink()
+    with pytest.raises(ModelError, match="not available offline"):
+        task._classifier()
+
+
+def test_imagenet_needs_a_class_folder(hub, tmp_path):
+    from torchvision.models import ResNet50_Weights
+
+    _touch_checkpoint(hub, ResNet50_Weights.IMAGENET1K_V2.url)
+    with pytest.raises(InputError, match="one sub-folder per class"):
+        get_task("imagenet-classifier", tmp_path / "missing")
+    (tmp_path / "empty" / "tench").mkdir(parents=True)
+    with pytest.raises(InputError, match="not an ImageNet-style folder"):
+        get_task("imagenet-classifier", tmp_path / "empty")
+
+
+# -------------------------------------------------------------------- librispeech-asr
+def _asr_checkpoint(hub):
+    _touch_checkpoint(hub, torchaudio_asr._bundle_url())
+
+
+def _wav(path, seconds, rate, channels=1):
+    t = np.arange(int(seconds * rate)) / rate
+    audio = np.stack([0.1 * np.sin(2 * np.pi * 220 * (c + 1) * t) for c in range(channels)], axis=1)
+    soundfile.write(str(path), audio.astype(np.float32), rate)
+
+
+def test_asr_bundle_url_is_torchaudios_download_path():
+    url = torchaudio_asr._bundle_url()
+    assert url.startswith("https://download.pytorch.org/torchaudio/models/")
+    assert url.endswith(torchaudio_asr._bundle()._path.rsplit("/", 1)[-1])
+
+
+def test_asr_finds_transcripts_beside_and_in_librispeech_lists(hub, tmp_path):
+    _asr_checkpoint(hub)
+    data = tmp_path / "data"
+    (data / "19" / "198").mkdir(parents=True)
+    _wav(data / "a.wav", 0.5, 8000, channels=2)
+    (data / "a.txt").write_text("Hello, world!", encoding="utf-8")
+    _wav(data / "19" / "198" / "19-198-0001.flac", 0.25, 16000)
+    _wav(data / "19" / "198" / "19-198-0002.flac", 0.25, 16000)
+    (data / "19" / "198" / "19-198.trans.txt").write_text(
+        "19-198-0001 NORTHANGER ABBEY\n\n   \n19-198-0002 IT'S A  SECOND LINE\n19-198-0003 NO AUDIO FOR THIS\n",
+        encoding="utf-8")
+    _wav(data / "untranscribed.wav", 0.1, 8000)  # skipped: no transcript anywhere
+    assert torchaudio_asr._transcripts(data) == {
+        "19-198-0001": "NORTHANGER ABBEY", "19-198-0002": "IT'S A  SECOND LINE", "19-198-0003": "NO AUDIO FOR THIS"}
+    task = get_task("librispeech-asr", data)
+    assert [(p.name, text, rate) for p, text, rate in task._samples] == [
+        ("19-198-0001.flac", "NORTHANGER ABBEY", 16000), ("19-198-0002.flac", "IT'S A SECOND LINE", 16000),
+        ("a.wav", "HELLO WORLD", 8000)]
+    items = task.items()
+    assert [i.name for i in items] == ["19-198-0001", "19-198-0002", "a"]
+    assert [tuple(i.x.shape) for i in items] == [(1, 1, 4000), (1, 1, 4000), (1, 2, 4000)]
+    assert [i.sample_rate for i in items] == [16000, 16000, 8000] and items[2].modality == "audio"
+    ref, _ = soundfile.read(str(data / "a.wav"), dtype="float32", always_2d=True)
+    assert torch.equal(items[2].x[0], torch.from_numpy(ref.T.copy()))
+    assert len(task.items(1)) == 1
+
+
+def test_asr_refuses_folders_without_usable_audio(hub, tmp_path):
+    _asr_checkpoint(hub)
+    with pytest.raises(InputError, match="folder of speech files with transcripts"):
+        get_task("librispeech-asr", tmp_path / "missing")
+    (tmp_path / "none").mkdir()
+    _wav(tmp_path / "none" / "x.wav", 0.1, 8000)
+    with pytest.raises(InputError, match=r"no audio files \(.flac, .wav, .ogg\) with transcripts"):
+        get_task("librispeech-asr", tmp_path / "none")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.flac").write_bytes(b"not audio at all")
+    (tmp_path / "bad" / "x.txt").write_text("HI")
+    with pytest.raises(InputError, match=r"x.flac: not readable audio"):
+        get_task("librispeech-asr", tmp_path / "bad")
+
+
+def test_asr_relative_compares_word_accuracies():
+    task = object.__new__(torchaudio_asr.LibrispeechAsrTask)
+    assert task.relative(0.1, 0.0) == pytest.approx(0.9)
+    assert task.relative(0.2, 0.1) == pytest.approx(0.8 / 0.9)
+    assert task.relative(1.5, 0.5) == 0.0  # WER above 1 is no accuracy, not a negative one
+    assert task.relative(0.5, 1.0) == 1.0 and task.relative(0.5, 2.0) == 1.0  # originals got nothing right
+
+
+class _Speller(torch.nn.Module):
+    """A stand-in recogniser: spells ``text`` (one-hot CTC path, blanks between letters);
+    records the length and channel count of what it was given."""
+
+    def __init__(self, labels, texts):
+        super().__init__()
+        self.labels, self.texts, self.seen = labels, list(texts), []
+
+    def forward(self, mono):
+        self.seen.append(tuple(mono.shape))
+        path = []
+        for ch in self.texts.pop(0).replace(" ", "|"):
+            path += [self.labels.index(ch), 0]
+        return torch.nn.functional.one_hot(torch.tensor(path), len(self.labels)).float()[None], None
+
+
+def test_asr_score_is_corpus_wer_of_the_recognised_mono_16k_audio(hub, tmp_path):
+    _asr_checkpoint(hub)
+    data = tmp_path / "data"
+    data.mkdir()
+    _wav(data / "a.wav", 0.5, 8000, channels=2)
+    (data / "a.txt").write_text("the cat sat")
+    _wav(data / "b.wav", 0.25, 16000)
+    (data / "b.txt").write_text("on the mat")
+    task = get_task("librispeech-asr", data)
+    labels = torchaudio_asr._bundle().get_labels()
+    task._model = _Speller(labels, ["THE CAT SAT", "ON A MAT"])  # one substitution in six words
+    decoded = [i.x for i in task.items()]
+    assert task.score(decoded) == pytest.approx(1 / 6)
+    assert task._model.seen == [(1, 8000), (1, 4000)]  # mono, resampled to 16 kHz
+    task._model = _Speller(labels, ["THE CAT"])
+    assert task.score(decoded[:1]) == pytest.approx(1 / 3)
+    for bad in ([], decoded * 2):
+        with pytest.raises(InputError, match="scores 1 to 2 clips"):
+            task.score(bad)
+
+
+def test_asr_recogniser_needs_the_cached_weights(hub, tmp_path, monkeypatch):
+    _asr_checkpoint(hub)
+    (tmp_path / "d").mkdir()
+    _wav(tmp_path / "d" / "x.wav", 0.1, 8000)
+    (tmp_path / "d" / "x.txt").write_text("HI")
+    task = get_task("librispeech-asr", tmp_path / "d")
+    built = []
+
+    class Bundle:
+        _path = torchaudio_asr._bundle()._path
+
+        def get_model(self):
+            built.append(1)
+            return torch.nn.Linear(1, 1).train()
+
+    monkeypatch.setattr(torchaudio_asr, "_bundle", Bundle)
+    model = task._recognizer()
+    assert not model.training and task._recognizer() is model and built == [1]
+    task._model = None
+    for f in hub.iterdir():
+        f.unlink()
+    with pytest.raises(ModelError, match="WAV2VEC2_ASR_BASE_960H"):
+        task._recognizer()
+
+
+# ------------------------------------------------------------------------ mnist-digits
+def test_mnist_default_data_dir_is_beside_the_checkout():
+    import lcodec
+
+    checkout = Path(lcodec.__file__).resolve().parents[1]
+    assert mnist.default_data_dir() == checkout.parent / "shared" / "data" / "mnist"
+
+
+def test_mnist_classifier_state_is_half_precision_and_loads_back(tmp_path):
+    torch.manual_seed(0)
+    model = mnist.MnistClassifier()
+    state = mnist.classifier_state(model, {"accuracy": 0.5})
+    assert state["name"] == "mnist-digits-classifier" and state["accuracy"] == 0.5
+    assert state["config"] == asdict(model.config)
+    assert set(state["state_dict"]) == set(model.state_dict())
+    for k, v in model.state_dict().items():
+        got = state["state_dict"][k]
+        assert got.dtype == (torch.float16 if v.is_floating_point() else v.dtype)
+        assert torch.equal(got, v.half() if v.is_floating_point() else v)
+    torch.save(state, tmp_path / "c.pt")
+    loaded = mnist.load_classifier(tmp_path / "c.pt")
+    x = torch.rand(3, 3, 28, 28)
+    assert torch.allclose(loaded(x), model.eval()(x), atol=5e-2)
+
+
+def test_task_registry_is_the_one_mpq_reads():
+    assert mpq.get_task.__module__ == "lcodec.eval.mpq"
+    assert {"imagenet-classifier", "librispeech-asr", "mnist-digits"} <= set(mpq.list_tasks())
+    assert torchvision_imagenet.ImagenetClassifierTask.higher_is_better
+    assert not torchaudio_asr.LibrispeechAsrTask.higher_is_better
