@@ -6,13 +6,15 @@ by the generic assembly::
       |  resample to 48 kHz, mid/side, / step, pad, sym8 packet J=8, block-diagonal linear encoder
       |  y (B, 512, P), 187.5 positions per second       (mono streams carry only the 256 mid latents)
       |  entropy model: factorized (one table per channel), or hyperprior (tables chosen per
-      |  position by an exact integer network from side information z (B, 16, P/2))
+      |  position by an exact integer network from side information z (B, 16, P/2); per
+      |  channel the encoder may keep walloc-audio's table instead, whichever costs fewer bits)
       |  residual 3-tap CNN decoder, inverse packet, x step, inverse mid/side, crop, resample back
     x_hat (B, 1|2, N) at the input's sample rate
 
 The hyperprior pairing is configuration (``AUDIO_HYPER``: the 1-D MeanScaleHyperprior with Laplace
-tables) plus a fit: the same transform weights as walloc-audio (its weights file holds only the
-entropy model, laid over walloc-audio-qN.pt), a hyperprior fitted
+tables, inside ``ChannelChoiceHyperprior`` with walloc-audio's factorized prior) plus a fit: the
+same transform weights as walloc-audio (its weights file holds only the entropy model, laid over
+walloc-audio-qN.pt), a hyperprior fitted
 on CPU on the frozen transform's latents (``python -m lcodec.train.audio_hyperprior``). A
 factorized prior has one density per channel for the whole clip; the hyperprior follows
 loudness and timbre as they change.
@@ -20,7 +22,8 @@ loudness and timbre as they change.
 from __future__ import annotations
 
 from lcodec.codecs.assembly import ComposedCodec
-from lcodec.entropy.hyperprior import HyperpriorConfig, MeanScaleHyperprior
+from lcodec.entropy.channel_choice import ChannelChoiceHyperprior
+from lcodec.entropy.hyperprior import HyperpriorConfig
 from lcodec.entropy.model import FactorizedEntropyModel
 from lcodec.models.transforms import MAX_AUDIO_SAMPLES, MODEL_RATE, WallocAudioTransform, model_length
 from lcodec.models.walloc import WallocConfig
@@ -50,7 +53,7 @@ def audio_codec(entropy: str, name: str, quality: int) -> ComposedCodec:
     if entropy == "factorized":
         model = FactorizedEntropyModel(WALLOC_AUDIO.latent_channels)
     else:
-        model = MeanScaleHyperprior(WALLOC_AUDIO.latent_channels, AUDIO_HYPER, dims=1)
+        model = ChannelChoiceHyperprior(WALLOC_AUDIO.latent_channels, AUDIO_HYPER, dims=1)
     return ComposedCodec(transform, model, name=name, quality=quality)
 
 
@@ -67,7 +70,8 @@ def walloc_audio(quality: int) -> ComposedCodec:
 @register_codec(CodecSpec(
     name="walloc-audio-hp", modality="audio", qualities=(1, 2, 3), default_quality=2, transform=_TRANSFORM,
     entropy_model="hyperprior (Balle et al. 2018), 1-D: the mean-scale model with its means held at 0, "
-                  "Laplace tables chosen by exact integer indexes; fitted on CPU onto walloc-audio's frozen transform",
+                  "Laplace tables chosen by exact integer indexes; per channel the encoder may keep walloc-audio's "
+                  "factorized table instead; fitted on CPU onto walloc-audio's frozen transform",
     paper=_PAPER,
     description="walloc-audio's transform with a hyperprior that follows loudness over time; "
                 "same decoder quality, fewer bits (python -m lcodec.train.audio_hyperprior)",

@@ -41,12 +41,13 @@ from lcodec.errors import InputError
 
 __all__ = ["ENTROPY_PARTS", "POSITIONS_PER_SECOND", "SPEEDS", "GAINS", "build", "cache_latents", "discrete_bits", "factorized_kbps", "fit", "held_out_kbps", "init_entropy", "main"]
 
-ENTROPY_PARTS = ("prior.", "h_a.", "index_net.", "h_m.", "gaussian.")  # the hyperprior's tensors
+ENTROPY_PARTS = ("prior.", "h_a.", "index_net.", "h_m.", "gaussian.", "channel_prior.")  # the entropy model's tensors
 POSITIONS_PER_SECOND = 187.5  # latent positions per second at 48 kHz (one per 256 samples)
 
 
 def build(quality: int):
-    """walloc-audio-hp at ``quality`` holding walloc-audio-q``quality``'s transform; returns
+    """walloc-audio-hp at ``quality`` holding walloc-audio-q``quality``'s transform, and its factorized
+    tables as the channel tables the encoder may choose instead of the hyperprior's; returns
     (codec in eval mode, path of the base weights file)."""
     from lcodec.api import weights_path, with_base
     from lcodec.registry import create_codec
@@ -59,6 +60,9 @@ def build(quality: int):
     if missing:
         raise InputError(f"{base} lacks {len(missing)} transform tensors (e.g. {missing[0]})")
     codec.load_state_dict(transform, strict=False)
+    prior = {k[len("prior."):]: v for k, v in state["state_dict"].items() if k.startswith("prior.")}
+    codec.entropy.channel_prior.load_state_dict(prior)  # walloc-audio's factorized prior: the channel tables
+    codec.entropy.channel_prior.requires_grad_(False)
     return codec.eval(), base
 
 
