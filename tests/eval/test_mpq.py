@@ -150,19 +150,6 @@ def test_cli_prints_table_and_writes_json(mnist_task, tmp_path, capsys):
 
 
 # ------------------------------- pretrained tasks end to end, with stand-in cached weights
-@pytest.fixture()
-def offline_hub(monkeypatch, tmp_path):
-    """An empty torch hub folder; any download attempt fails the test."""
-    def no_download(*args, **kwargs):
-        raise AssertionError("attempted a download")
-
-    hub = tmp_path / "hub"
-    (hub / "checkpoints").mkdir(parents=True)
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
-    return hub / "checkpoints"
-
-
 @pytest.mark.slow
 def test_imagenet_task_runs_from_the_cache(offline_hub, tmp_path, shared_images):
     from torchvision.models import ResNet50_Weights, resnet50

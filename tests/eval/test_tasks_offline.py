@@ -23,19 +23,6 @@ from lcodec.eval.tasks import mnist, torchaudio_asr, torchvision_imagenet
 from lcodec.eval.tasks.torchvision_imagenet import class_indexes
 
 
-@pytest.fixture()
-def hub(monkeypatch, tmp_path):
-    """An empty torch hub cache; downloads fail the test."""
-    def no_download(*args, **kwargs):
-        raise AssertionError("attempted a download")
-
-    folder = tmp_path / "hub"
-    (folder / "checkpoints").mkdir(parents=True)
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(folder))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
-    return folder / "checkpoints"
-
-
 def _touch_checkpoint(hub, url):
     (hub / url.rsplit("/", 1)[1]).write_bytes(b"stand-in")
 
@@ -82,10 +69,10 @@ class _Fixed(torch.nn.Module):
         return logits
 
 
-def test_imagenet_items_go_round_robin_over_classes_and_score_top1(hub, tmp_path, monkeypatch):
+def test_imagenet_items_go_round_robin_over_classes_and_score_top1(offline_hub, tmp_path, monkeypatch):
     from torchvision.models import ResNet50_Weights
 
-    _touch_checkpoint(hub, ResNet50_Weights.IMAGENET1K_V2.url)
+    _touch_checkpoint(offline_hub, ResNet50_Weights.IMAGENET1K_V2.url)
     data = _image_folder(tmp_path / "data", {"goldfish": [250, 10, 250], "tench": [10]})
     task = get_task("imagenet-classifier", data)
     items = task.items()
@@ -107,10 +94,10 @@ def test_imagenet_items_go_round_robin_over_classes_and_score_top1(hub, tmp_path
             task.score(bad)
 
 
-def test_imagenet_scores_the_8bit_clamped_image(hub, tmp_path):
+def test_imagenet_scores_the_8bit_clamped_image(offline_hub, tmp_path):
     from torchvision.models import ResNet50_Weights
 
-    _touch_checkpoint(hub, ResNet50_Weights.IMAGENET1K_V2.url)
+    _touch_checkpoint(offline_hub, ResNet50_Weights.IMAGENET1K_V2.url)
     task = get_task("imagenet-classifier", _image_folder(tmp_path / "data", {"1": [10]}))
     task._model = _Fixed(0)
     # far outside [0, 1]: clamped to white, so "bright" (output 1 = the target) either way
@@ -118,11 +105,11 @@ def test_imagenet_scores_the_8bit_clamped_image(hub, tmp_path):
     assert task.score([torch.full((1, 3, 10, 12), -40.0)]) == 0.0
 
 
-def test_imagenet_classifier_loads_once_from_the_cache(hub, tmp_path, monkeypatch):
+def test_imagenet_classifier_loads_once_from_the_cache(offline_hub, tmp_path, monkeypatch):
     import torchvision.models
     from torchvision.models import ResNet50_Weights
 
-    _touch_checkpoint(hub, ResNet50_Weights.IMAGENET1K_V2.url)
+    _touch_checkpoint(offline_hub, ResNet50_Weights.IMAGENET1K_V2.url)
     task = get_task("imagenet-classifier", _image_folder(tmp_path / "data", {"tench": [10]}))
     built = []
 
@@ -135,16 +122,16 @@ def test_imagenet_classifier_loads_once_from_the_cache(hub, tmp_path, monkeypatc
     assert built == [ResNet50_Weights.IMAGENET1K_V2] and not model.training
     assert task._classifier() is model and len(built) == 1
     task._model = None
-    for f in hub.iterdir():
+    for f in offline_hub.iterdir():
         f.unlink()
     with pytest.raises(ModelError, match="not available offline"):
         task._classifier()
 
 
-def test_imagenet_needs_a_class_folder(hub, tmp_path):
+def test_imagenet_needs_a_class_folder(offline_hub, tmp_path):
     from torchvision.models import ResNet50_Weights
 
-    _touch_checkpoint(hub, ResNet50_Weights.IMAGENET1K_V2.url)
+    _touch_checkpoint(offline_hub, ResNet50_Weights.IMAGENET1K_V2.url)
     with pytest.raises(InputError, match="one sub-folder per class"):
         get_task("imagenet-classifier", tmp_path / "missing")
     (tmp_path / "empty" / "tench").mkdir(parents=True)
@@ -169,8 +156,8 @@ def test_asr_bundle_url_is_torchaudios_download_path():
     assert url.endswith(torchaudio_asr._bundle()._path.rsplit("/", 1)[-1])
 
 
-def test_asr_finds_transcripts_beside_and_in_librispeech_lists(hub, tmp_path):
-    _asr_checkpoint(hub)
+def test_asr_finds_transcripts_beside_and_in_librispeech_lists(offline_hub, tmp_path):
+    _asr_checkpoint(offline_hub)
     data = tmp_path / "data"
     (data / "19" / "198").mkdir(parents=True)
     _wav(data / "a.wav", 0.5, 8000, channels=2)
@@ -196,8 +183,8 @@ def test_asr_finds_transcripts_beside_and_in_librispeech_lists(hub, tmp_path):
     assert len(task.items(1)) == 1
 
 
-def test_asr_refuses_folders_without_usable_audio(hub, tmp_path):
-    _asr_checkpoint(hub)
+def test_asr_refuses_folders_without_usable_audio(offline_hub, tmp_path):
+    _asr_checkpoint(offline_hub)
     with pytest.raises(InputError, match="folder of speech files with transcripts"):
         get_task("librispeech-asr", tmp_path / "missing")
     (tmp_path / "none").mkdir()
@@ -235,8 +222,8 @@ class _Speller(torch.nn.Module):
         return torch.nn.functional.one_hot(torch.tensor(path), len(self.labels)).float()[None], None
 
 
-def test_asr_score_is_corpus_wer_of_the_recognised_mono_16k_audio(hub, tmp_path):
-    _asr_checkpoint(hub)
+def test_asr_score_is_corpus_wer_of_the_recognised_mono_16k_audio(offline_hub, tmp_path):
+    _asr_checkpoint(offline_hub)
     data = tmp_path / "data"
     data.mkdir()
     _wav(data / "a.wav", 0.5, 8000, channels=2)
@@ -256,8 +243,8 @@ def test_asr_score_is_corpus_wer_of_the_recognised_mono_16k_audio(hub, tmp_path)
             task.score(bad)
 
 
-def test_asr_recogniser_needs_the_cached_weights(hub, tmp_path, monkeypatch):
-    _asr_checkpoint(hub)
+def test_asr_recogniser_needs_the_cached_weights(offline_hub, tmp_path, monkeypatch):
+    _asr_checkpoint(offline_hub)
     (tmp_path / "d").mkdir()
     _wav(tmp_path / "d" / "x.wav", 0.1, 8000)
     (tmp_path / "d" / "x.txt").write_text("HI")
@@ -275,7 +262,7 @@ def test_asr_recogniser_needs_the_cached_weights(hub, tmp_path, monkeypatch):
     model = task._recognizer()
     assert not model.training and task._recognizer() is model and built == [1]
     task._model = None
-    for f in hub.iterdir():
+    for f in offline_hub.iterdir():
         f.unlink()
     with pytest.raises(ModelError, match="WAV2VEC2_ASR_BASE_960H"):
         task._recognizer()
