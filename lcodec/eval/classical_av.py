@@ -303,16 +303,21 @@ class PyAVVideoCodec:
             bsf = None
             if self.settings.bitstream_filter is not None:
                 bsf = av.BitStreamFilterContext(self.settings.bitstream_filter, stream)
+            packets: list = []
             for i in range(t):
                 frame = av.VideoFrame(pw, ph, "yuv420p")
                 for plane, values in zip(frame.planes, (y[i], cb[i], cr[i])):
                     rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
                     rows[:, : plane.width] = values
                 frame.pts = i
-                _mux(out, stream, bsf, stream.encode(frame))
-            _mux(out, stream, bsf, stream.encode(None))
+                packets += _filtered(bsf, stream.encode(frame))
+            packets += _filtered(bsf, stream.encode(None))
             if bsf is not None:
-                _mux(out, stream, None, bsf.filter(None))
+                packets += bsf.filter(None)
+            _repair_dts(packets)
+            for packet in packets:
+                packet.stream = stream
+                out.mux(packet)
         return buf.getvalue()
 
     def decode(self, data: bytes, item: MediaItem) -> torch.Tensor:
@@ -328,12 +333,28 @@ class PyAVVideoCodec:
         return torch.stack(frames, dim=1).unsqueeze(0).contiguous()  # (1, 3, T, H, W)
 
 
-def _mux(out, stream, bsf, packets) -> None:
-    """Mux encoded packets, through the bitstream filter when there is one."""
-    for packet in packets:
-        for filtered in bsf.filter(packet) if bsf is not None else (packet,):
-            filtered.stream = stream
-            out.mux(filtered)
+def _filtered(bsf, packets) -> list:
+    """Encoded packets, through the bitstream filter when there is one."""
+    return [f for p in packets for f in (bsf.filter(p) if bsf is not None else (p,))]
+
+
+def _repair_dts(packets: list) -> None:
+    """Give packets (in decode order) valid decode timestamps when the encoder's are not: libx265 in
+    this PyAV build sometimes leaves the first dts of a short clip uninitialised (seen: -79010218395612
+    for a 2-frame clip), which the MP4 muxer refuses. Valid ones (strictly increasing, none after
+    its pts nor more frames before it than the clip has) are kept; otherwise dts_i = (the i-th smallest pts) - D, with D the largest reorder
+    delay, the least shift for which every dts precedes its pts."""
+    pts = [p.pts for p in packets]
+    dts = [p.dts for p in packets]
+    if None in pts or not packets:
+        return
+    if None not in dts and all(a < b for a, b in zip(dts, dts[1:])) and all(
+            q - len(packets) <= d <= q for d, q in zip(dts, pts)):  # no reorder delay beyond the clip
+        return
+    order = sorted(pts)
+    delay = max(s - q for s, q in zip(order, pts))
+    for packet, s in zip(packets, order):
+        packet.dts = s - delay
 
 
 def _check_video(item: MediaItem) -> tuple[int, int, int]:
