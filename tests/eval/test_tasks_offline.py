@@ -167,7 +167,7 @@ def test_asr_finds_transcripts_beside_and_in_librispeech_lists(offline_hub, tmp_
     (data / "19" / "198" / "19-198.trans.txt").write_text(
         "19-198-0001 NORTHANGER ABBEY\n\n   \n19-198-0002 IT'S A  SECOND LINE\n19-198-0003 NO AUDIO FOR THIS\n",
         encoding="utf-8")
-    _wav(data / "untranscribed.wav", 0.1, 8000)  # skipped: no transcript anywhere
+    _wav(data / "0-untranscribed.wav", 0.1, 8000)  # skipped (sorted first): no transcript anywhere
     assert torchaudio_asr._transcripts(data) == {
         "19-198-0001": "NORTHANGER ABBEY", "19-198-0002": "IT'S A  SECOND LINE", "19-198-0003": "NO AUDIO FOR THIS"}
     task = get_task("librispeech-asr", data)
@@ -298,3 +298,72 @@ def test_task_registry_is_the_one_mpq_reads():
     assert {"imagenet-classifier", "librispeech-asr", "mnist-digits"} <= set(mpq.list_tasks())
     assert torchvision_imagenet.ImagenetClassifierTask.higher_is_better
     assert not torchaudio_asr.LibrispeechAsrTask.higher_is_better
+
+
+def _idx(path, magic, shape, payload=None, raw=False):
+    """An idx file written from the format's definition: big-endian magic, big-endian sizes, bytes."""
+    import gzip
+
+    body = magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in shape)
+    data = bytes(payload) if payload is not None else bytes(i % 251 for i in range(int(np.prod(shape))))
+    path.write_bytes(body + data if raw else gzip.compress(body + data))
+    return data
+
+
+def test_mnist_idx_files_are_read_big_endian_and_checked(tmp_path):
+    data = _idx(tmp_path / "a.gz", 2051, (2, 3, 300))  # sizes above 255: byte order matters
+    got = mnist._read_idx(tmp_path / "a.gz", 2051, 3)
+    assert got.shape == (2, 3, 300) and got.dtype == np.uint8 and got.tobytes() == data
+    _idx(tmp_path / "b.gz", 2049, (5,), payload=[9, 8, 7, 6, 5])
+    assert mnist._read_idx(tmp_path / "b.gz", 2049, 1).tolist() == [9, 8, 7, 6, 5]
+    _idx(tmp_path / "magic.gz", 2049, (2, 3, 300))
+    with pytest.raises(InputError, match="magic.gz: not an idx file with magic 2051"):
+        mnist._read_idx(tmp_path / "magic.gz", 2051, 3)
+    (tmp_path / "short.gz").write_bytes(__import__("gzip").compress((2051).to_bytes(4, "big") + b"\0\0\0\2"))
+    with pytest.raises(InputError, match="not an idx file"):  # the header itself is cut short
+        mnist._read_idx(tmp_path / "short.gz", 2051, 3)
+    _idx(tmp_path / "empty.gz", 2051, (0, 28, 28))  # a header and no digits: a valid, empty file
+    assert mnist._read_idx(tmp_path / "empty.gz", 2051, 3).shape == (0, 28, 28)
+    _idx(tmp_path / "cut.gz", 2051, (2, 3, 300), payload=b"\0" * 1799)
+    with pytest.raises(InputError, match=r"cut.gz: header declares \(2, 3, 300\) but holds 1799 bytes"):
+        mnist._read_idx(tmp_path / "cut.gz", 2051, 3)
+    _idx(tmp_path / "plain.gz", 2049, (5,), raw=True)
+    with pytest.raises(InputError, match="plain.gz: not a readable gzip file"):
+        mnist._read_idx(tmp_path / "plain.gz", 2049, 1)
+
+
+def test_load_mnist_checks_the_pair_and_the_split(tmp_path, monkeypatch):
+    images, labels = mnist.MNIST_FILES
+    with pytest.raises(InputError, match=rf"expected {images} and {labels} in {tmp_path}"):
+        mnist.load_mnist(tmp_path)
+    n = mnist.EVAL_SPLIT.stop
+    _idx(tmp_path / images, 2051, (n, 28, 28))
+    _idx(tmp_path / labels, 2049, (n,), payload=[i % 10 for i in range(n)])
+    arrays = mnist.load_mnist(tmp_path)
+    assert arrays.images.shape == (n, 28, 28) and arrays.labels.dtype == np.int64
+    assert arrays.labels[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    monkeypatch.setattr(mnist, "default_data_dir", lambda: tmp_path)
+    assert np.array_equal(mnist.load_mnist().labels, arrays.labels)  # no folder: the default one
+    _idx(tmp_path / labels, 2049, (n - 1,))
+    with pytest.raises(InputError, match=r"do not match labels"):
+        mnist.load_mnist(tmp_path)
+    _idx(tmp_path / images, 2051, (n - 1, 28, 28))
+    with pytest.raises(InputError, match=rf"{n - 1} digits, the split needs {n}"):
+        mnist.load_mnist(tmp_path)
+    _idx(tmp_path / images, 2051, (n - 1, 28, 27))
+    with pytest.raises(InputError, match=r"do not match labels"):
+        mnist.load_mnist(tmp_path)
+
+
+def test_edit_distance_and_wer_edge_cases():
+    from lcodec.eval.tasks.torchaudio_asr import edit_distance, word_error_rate
+
+    assert edit_distance(["A"], []) == 1 and edit_distance([], ["A", "B"]) == 2
+    assert edit_distance(["A", "B", "C"], ["A", "C"]) == 1 and edit_distance(["A", "B"], ["B", "A"]) == 2
+    assert edit_distance(list("KITTEN"), list("SITTING")) == 3  # the textbook pair
+    assert word_error_rate(["HELLO"], ["HELLO"]) == 0.0 and word_error_rate(["HELLO"], [""]) == 1.0
+    assert word_error_rate(["ONE"], ["TWO THREE"]) == 2.0  # insertions count: WER may exceed 1
+    with pytest.raises(InputError, match="hold no words"):
+        word_error_rate(["", " "], ["A", "B"])
+    with pytest.raises(InputError, match="2 references but 1 hypotheses"):
+        word_error_rate(["A", "B"], ["A"])
