@@ -367,3 +367,86 @@ def test_edit_distance_and_wer_edge_cases():
         word_error_rate(["", " "], ["A", "B"])
     with pytest.raises(InputError, match="2 references but 1 hypotheses"):
         word_error_rate(["A", "B"], ["A"])
+
+
+class _Echo(torch.nn.Module):
+    """A stand-in classifier that records what it is shown and predicts digit 3."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return torch.nn.functional.one_hot(torch.full((x.shape[0],), 3), 10).float()
+
+
+def _digits_task(labels):
+    task = object.__new__(mnist.MnistDigitsTask)
+    n = len(labels)
+    task._images = (np.arange(n * 28 * 28) % 256).astype(np.uint8).reshape(n, 28, 28)
+    task._labels = torch.tensor(labels)
+    task._model = _Echo()
+    return task
+
+
+def test_mnist_task_items_are_the_eval_split_as_gray_rgb():
+    task = _digits_task([3, 1, 3])
+    items = task.items()
+    assert [i.name for i in items] == [f"mnist-t10k-{mnist.EVAL_SPLIT.start + i:05d}" for i in range(3)]
+    for i, item in enumerate(items):
+        assert item.x.shape == (1, 3, 28, 28) and item.modality == "image"
+        want = torch.from_numpy(task._images[i].astype(np.float32) / 255)
+        assert all(torch.equal(item.x[0, c], want) for c in range(3))
+    assert len(task.items(2)) == 2
+
+
+def test_mnist_task_scores_the_stored_8bit_image_and_checks_shapes():
+    task = _digits_task([3, 1, 3, 3])
+    x = torch.linspace(-0.5, 1.5, 28 * 28).reshape(1, 1, 28, 28)
+    score = task.score([x, x, x])
+    assert score == pytest.approx(2 / 3)  # the stand-in says 3: right for items 0 and 2
+    shown = task._model.seen[-1]
+    assert torch.equal(shown[0], torch.round(x[0].clamp(0, 1) * 255) / 255)  # clamped, on the 8-bit grid
+    assert task.score([x]) == 1.0
+    for bad in ([], [x] * 5):
+        with pytest.raises(InputError, match=r"scores 1 to 4 images, got"):
+            task.score(bad)
+    for shape in ((28, 28), (2, 1, 28, 28), (1, 1, 28, 27), (1, 1, 27, 28)):
+        with pytest.raises(InputError, match=r"scores \(1, C, 28, 28\) images"):
+            task.score([torch.zeros(shape)])
+
+
+def test_the_shipped_classifier_is_checked_against_the_manifest(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    shutil.copy(mnist._WEIGHTS_DIR / mnist.WEIGHTS_FILE, tmp_path / mnist.WEIGHTS_FILE)
+    (tmp_path / "manifest.json").write_text(
+        (mnist._WEIGHTS_DIR / "manifest.json").read_text())
+    monkeypatch.setattr(mnist, "_WEIGHTS_DIR", tmp_path)
+    assert isinstance(mnist.load_classifier(), mnist.MnistClassifier)
+    with open(tmp_path / mnist.WEIGHTS_FILE, "ab") as f:
+        f.write(b"\0")  # one byte more: still loads with torch, but it is not the shipped file
+    with pytest.raises(ModelError, match="does not match its sha256"):
+        mnist.load_classifier()
+    (tmp_path / "manifest.json").write_text(json.dumps({}))
+    with pytest.raises(ModelError, match="does not match its sha256"):
+        mnist.load_classifier()
+    (tmp_path / mnist.WEIGHTS_FILE).unlink()
+    with pytest.raises(ModelError, match="are missing; train them with"):
+        mnist.load_classifier()
+
+
+def test_a_classifier_file_must_hold_the_named_classifier(tmp_path):
+    torch.save({"name": "something-else", "config": {}, "state_dict": {}}, tmp_path / "a.pt")
+    with pytest.raises(ModelError, match="does not hold an mnist-digits-classifier"):
+        mnist.load_classifier(tmp_path / "a.pt")
+    torch.save([1, 2], tmp_path / "b.pt")
+    with pytest.raises(ModelError, match="does not hold an mnist-digits-classifier"):
+        mnist.load_classifier(tmp_path / "b.pt")
+    state = mnist.classifier_state(mnist.MnistClassifier(), {})
+    state["config"] = {"channels": [8, 16], "hidden": 128}  # weights of (32, 64) channels
+    torch.save(state, tmp_path / "c.pt")
+    with pytest.raises(ModelError, match="do not fit an MnistClassifier"):
+        mnist.load_classifier(tmp_path / "c.pt")
