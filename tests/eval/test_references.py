@@ -87,3 +87,41 @@ def test_frozen_and_lookup(ref):
 def test_unknown_reference_lists_available():
     with pytest.raises(InputError, match="compressai-kodak"):
         load_reference("does-not-exist")
+
+
+# ------------------------------------------------- a reference file read from its documented layout
+def _write_reference(tmp_path, monkeypatch, curves):
+    (tmp_path / "mine.json").write_text(json.dumps({"name": "mine", "dataset": "d", "source": "s", "curves": curves}))
+    monkeypatch.setattr(refs, "_HERE", tmp_path)
+    monkeypatch.setitem(refs._FILES, "mine", "mine.json")
+    return refs
+
+
+def test_a_reference_curve_is_sorted_by_bpp_with_its_metrics(tmp_path, monkeypatch):
+    refs = _write_reference(tmp_path, monkeypatch, [
+        {"name": "a", "description": "first", "results": {"bpp": [0.5, 0.1, 0.3], "psnr-rgb": [35, 28, 31],
+                                                          "ms-ssim-rgb": [0.99, 0.9, 0.95]}},
+        {"name": "b", "results": {"bpp": [0.2], "psnr-rgb": [29]}},
+    ])
+    assert "mine" in refs.available_references()
+    ref = refs.load_reference("mine")
+    assert (ref.name, ref.dataset, ref.source) == ("mine", "d", "s")
+    a, b = ref.curve("a"), ref.curve("b")
+    assert a.bpp == (0.1, 0.3, 0.5) and a.psnr_rgb == (28.0, 31.0, 35.0) and a.ms_ssim_rgb == (0.9, 0.95, 0.99)
+    assert a.description == "first" and b.description == "" and b.ms_ssim_rgb is None
+    with pytest.raises(InputError, match="has no curve 'c'; available: a, b"):
+        ref.curve("c")
+
+
+@pytest.mark.parametrize("results, message", [
+    ({"bpp": [0.1, 0.2], "psnr-rgb": [30]}, "mine/x: bpp and metric lists differ in length"),
+    ({"bpp": [0.1, 0.2], "psnr-rgb": [30, 31], "ms-ssim-rgb": [0.9]}, "mine/x: bpp and metric lists differ"),
+    ({"bpp": [], "psnr-rgb": []}, "mine/x/bpp: expected a non-empty list of numbers"),
+    ({"bpp": 0.1, "psnr-rgb": [30]}, "mine/x/bpp: expected a non-empty list"),
+    ({"bpp": [0.1], "psnr-rgb": "30"}, "mine/x/psnr-rgb: expected a non-empty list"),
+    ({"bpp": [0.1], "psnr-rgb": [30], "ms-ssim-rgb": []}, "mine/x/ms-ssim-rgb: expected a non-empty list"),
+])
+def test_a_malformed_reference_curve_is_refused_by_name(tmp_path, monkeypatch, results, message):
+    refs = _write_reference(tmp_path, monkeypatch, [{"name": "x", "results": results}])
+    with pytest.raises(InputError, match=message):
+        refs.load_reference("mine")
