@@ -68,6 +68,8 @@ def test_rates_pool_bits_over_all_items():
     clips = [MediaItem("a", "audio", torch.zeros(1, 1, 8000), sample_rate=8000),
              MediaItem("b", "audio", torch.zeros(1, 2, 16000), sample_rate=16000)]
     assert mpq._rate(48000.0, clips) == pytest.approx(48000 / 2.0 / 1000)  # 2 seconds in all
+    half = [MediaItem("h", "audio", torch.zeros(1, 1, 4000), sample_rate=8000)]
+    assert mpq._rate(1000.0, half) == pytest.approx(2.0)  # 1000 bits in half a second: 2 kbit/s
     with pytest.raises(InputError, match="need a sample rate"):
         mpq._rate(1.0, [MediaItem("c", "audio", torch.zeros(1, 1, 10), sample_rate=0)])
 
