@@ -194,3 +194,10 @@ def test_flac_writes_16_bit_pcm():
     info = sf.info(io.BytesIO(get_eval_codec("flac").encode(item, 16).data))
     assert (info.format, info.subtype, info.channels, info.samplerate, info.frames) == ("FLAC", "PCM_16", 1, 8000, 100)
     assert classical_av.FlacCodec.qualities == (16,)
+
+
+def test_lossy_audio_runs_at_the_items_rate_or_the_next_allowed_one_up():
+    mp3, opus = get_eval_codec("mp3"), get_eval_codec("opus")
+    assert [mp3.coding_rate(r) for r in (8000, 32000, 40000, 44100, 48000, 96000)] == [
+        32000, 32000, 44100, 44100, 48000, 48000]  # above every allowed rate: the highest
+    assert {opus.coding_rate(r) for r in (8000, 44100, 96000)} == {48000}
