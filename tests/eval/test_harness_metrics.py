@@ -78,3 +78,51 @@ def test_an_undescribed_curve_takes_its_modality_from_its_metrics(modality):
     assert curve.description == "" and set(curve.metrics) == set(keys)
     assert set(RATE_KEY) == set(METRICS) == set(PRIMARY)
 
+
+
+# ------------------------------------------------------------------ items and report files
+def test_load_items_reads_video_with_its_frame_rate_and_stops_at_the_limit(tmp_path):
+    import shutil
+
+    from lcodec.eval.harness import load_items
+    from lcodec.io.video import read_video
+    from tests.conftest import FIXTURES
+
+    for name in ("a.y4m", "b.y4m", "c.y4m"):
+        shutil.copy(FIXTURES / "basketball_96x64_6f.y4m", tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not media")
+    x, fps = read_video(FIXTURES / "basketball_96x64_6f.y4m")
+    items = load_items(tmp_path)
+    assert [i.name for i in items] == ["a.y4m", "b.y4m", "c.y4m"]
+    assert all(i.modality == "video" and i.fps == fps > 0 and torch.equal(i.x[0], x) for i in items)
+    assert [i.name for i in load_items(tmp_path, limit=2)] == ["a.y4m", "b.y4m"]
+
+
+def _rd_curve(name, rates, psnr):
+    from lcodec.eval.harness import Curve
+
+    n = len(rates)
+    return Curve(codec=name, description=f"{name} desc", modality="image", qualities=tuple(range(n)),
+                 rate=tuple(rates), estimated_rate=(None,) * n,
+                 metrics={"psnr-rgb": tuple(psnr), "ms-ssim-rgb": (0.9, 0.95, 0.97, 0.98)[:n]},
+                 encode_s=tuple(0.1 * (i + 1) for i in range(n)), decode_s=tuple(0.2 * (i + 1) for i in range(n)), items=1)
+
+
+def test_report_files_hold_the_curves_and_one_anchor_by_name(tmp_path):
+    import json
+
+    from lcodec.eval.harness import write_report
+
+    a = _rd_curve("a", (0.2, 0.4, 0.8, 1.6), (28.0, 31.0, 34.0, 37.0))
+    b = _rd_curve("b", (0.25, 0.5, 1.0, 2.0), (28.0, 31.0, 34.0, 37.0))
+    written = write_report([], [a, b], tmp_path, anchor="a")
+    compressai = json.loads((tmp_path / "compressai" / "b.json").read_text())
+    assert compressai["name"] == "b" and compressai["description"] == "b desc"
+    assert compressai["results"]["bpp"] == list(b.rate) and compressai["results"]["psnr-rgb"] == list(b.metrics["psnr-rgb"])
+    assert compressai["results"]["encoding_time"] == list(b.encode_s)
+    assert compressai["results"]["decoding_time"] == list(b.decode_s)
+    bds = json.loads(written["bd"].read_text())["anchor"]
+    assert [(e["codec"], e["anchor"]) for e in bds] == [("b", "a")]  # a string anchor is one codec
+    assert bds[0]["bd-rate-psnr-rgb"] == pytest.approx(25.0, abs=0.01)  # b needs 25% more bits everywhere
+    summary = written["summary"].read_text()
+    assert "| 0 | 0.2500 |" in summary and "| 3 | 2.0000 |" in summary  # quality and rate of b's points
