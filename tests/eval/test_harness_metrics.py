@@ -113,16 +113,16 @@ def test_report_files_hold_the_curves_and_one_anchor_by_name(tmp_path):
 
     from lcodec.eval.harness import write_report
 
-    a = _rd_curve("a", (0.2, 0.4, 0.8, 1.6), (28.0, 31.0, 34.0, 37.0))
-    b = _rd_curve("b", (0.25, 0.5, 1.0, 2.0), (28.0, 31.0, 34.0, 37.0))
-    written = write_report([], [a, b], tmp_path, anchor="a")
-    compressai = json.loads((tmp_path / "compressai" / "b.json").read_text())
-    assert compressai["name"] == "b" and compressai["description"] == "b desc"
+    a = _rd_curve("jpeg", (0.2, 0.4, 0.8, 1.6), (28.0, 31.0, 34.0, 37.0))
+    b = _rd_curve("mine", (0.25, 0.5, 1.0, 2.0), (28.0, 31.0, 34.0, 37.0))
+    written = write_report([], [a, b], tmp_path, anchor="jpeg")
+    compressai = json.loads((tmp_path / "compressai" / "mine.json").read_text())
+    assert compressai["name"] == "mine" and compressai["description"] == "mine desc"
     assert compressai["results"]["bpp"] == list(b.rate) and compressai["results"]["psnr-rgb"] == list(b.metrics["psnr-rgb"])
     assert compressai["results"]["encoding_time"] == list(b.encode_s)
     assert compressai["results"]["decoding_time"] == list(b.decode_s)
     bds = json.loads(written["bd"].read_text())["anchor"]
-    assert [(e["codec"], e["anchor"]) for e in bds] == [("b", "a")]  # a string anchor is one codec
+    assert [(e["codec"], e["anchor"]) for e in bds] == [("mine", "jpeg")]  # a string anchor is one codec
     assert bds[0]["bd-rate-psnr-rgb"] == pytest.approx(25.0, abs=0.01)  # b needs 25% more bits everywhere
     summary = written["summary"].read_text()
     assert "| 0 | 0.2500 |" in summary and "| 3 | 2.0000 |" in summary  # quality and rate of b's points
