@@ -103,3 +103,56 @@ def test_result_lookup_and_json_without_non_finite_numbers():
                                "estimated_rate": None}
     assert data["threshold_rates"][0] == {"codec": "jpeg", "rate": 0.3, "bracketed": True}
     assert r.to_dict() == data and data["task"] == "t" and data["num_items"] == 2
+
+
+class _Brightness(mpq.Task):
+    """Three small images; the score is their mean brightness (higher is better)."""
+
+    name, modality, metric_name, higher_is_better = "brightness", "image", "mean", True
+
+    def __init__(self, n=3):
+        g = torch.Generator().manual_seed(0)
+        self._items = [MediaItem(f"i{k}", "image", torch.rand(1, 3, 16, 24, generator=g)) for k in range(n)]
+
+    def items(self, limit=None):
+        return self._items[: mpq.check_limit(limit, len(self._items))]
+
+    def score(self, decoded):
+        return float(torch.stack([d.mean() for d in decoded]).mean())
+
+
+def test_run_mpq_pools_whole_files_over_the_items():
+    from lcodec.eval.adapters import get_eval_codec
+
+    task = _Brightness()
+    result = mpq.run_mpq(task, ["png", "walloc-rgb"], progress=False)
+    pixels = 3 * 16 * 24
+    png = get_eval_codec("png")
+    png_bits = sum(8 * len(png.encode(i, 9).data) for i in task.items())
+    (row,) = [r for r in result.rows if r.codec == "png"]
+    assert row.quality == 9 and row.rate == pytest.approx(png_bits / pixels) and row.estimated_rate is None
+    stored = task.score([torch.round(i.x * 255) / 255 for i in task.items()])  # PNG keeps the 8-bit image
+    assert row.score == pytest.approx(stored, abs=1e-7) and row.relative == pytest.approx(stored / result.original_score)
+    learned = [r for r in result.rows if r.codec == "walloc-rgb"]
+    walloc = get_eval_codec("walloc-rgb")
+    for r in learned:
+        estimate = sum(walloc.estimate_bits(i, r.quality) for i in task.items())
+        assert r.estimated_rate == pytest.approx(estimate / pixels, rel=1e-6)
+        assert r.relative == pytest.approx(r.score / result.original_score)
+    assert [t.codec for t in result.threshold_rates] == ["png", "walloc-rgb"]
+    assert result.rate_at_threshold("png") == pytest.approx(row.rate)  # its one point keeps the score
+    assert result.num_items == 3 and result.rate_unit == "bpp" and result.metric == "mean"
+    assert mpq.run_mpq(task, ["png"], limit=1, progress=False).num_items == 1
+
+
+def test_run_mpq_refuses_what_it_cannot_run():
+    task = _Brightness()
+    with pytest.raises(InputError, match="name at least one codec"):
+        mpq.run_mpq(task, [], progress=False)
+    with pytest.raises(InputError, match="a codec is named twice: png, png"):
+        mpq.run_mpq(task, ["png", "png"], progress=False)
+    with pytest.raises(InputError, match="opus codes audio, but task brightness is image"):
+        mpq.run_mpq(task, ["opus"], progress=False)
+    empty = _Brightness(0)
+    with pytest.raises(InputError, match="task brightness has no items to evaluate"):
+        mpq.run_mpq(empty, ["png"], progress=False)
