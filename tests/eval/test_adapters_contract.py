@@ -111,3 +111,19 @@ def test_to_uint8_rounds_and_clamps():
     out = adapters._to_uint8_hwc(x)
     assert out.shape == (1, 6, 3) and out.dtype == np.uint8
     assert out[0, :, 0].tolist() == [0, 255, 128, 0, 255, 1]
+
+
+def test_refine_suffix_really_refines_and_a_registered_factory_is_kept(monkeypatch):
+    x = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(3))
+    item = MediaItem("x", "image", x)
+    plain, refined = get_eval_codec("walloc-rgb-rd"), get_eval_codec("walloc-rgb-rd+refine2")
+    a, b = plain.encode(item, 2).data, refined.encode(item, 2).data
+    assert a != b  # the encoder moved the latents; the decoder is the same
+    assert refined.decode(b, item).shape == plain.decode(a, item).shape == x.shape
+    monkeypatch.setattr(adapters, "CLASSICAL", dict(adapters.CLASSICAL))
+
+    def factory():
+        return "made"
+
+    assert adapters.register_classical("x-test")(factory) is factory and adapters.CLASSICAL["x-test"] is factory
+    assert get_eval_codec("x-test") == "made"
