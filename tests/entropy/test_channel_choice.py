@@ -212,3 +212,39 @@ def test_export_freezes_the_channel_prior_and_the_context_is_refused():
     assert m.channel_tables.sha256 == m.channel_prior.export_tables().sha256
     with pytest.raises(ModelError, match="without the channel context"):
         ChannelChoiceHyperprior(8, HyperpriorConfig(context_slices=2), dims=2)
+
+
+def test_sections_side_information_and_a_whole_number_of_choice_bytes(model):
+    assert model.num_sections(0) == 3 and model.side_sections == 2  # z and the choice are side information
+    y = _latents(6, items=2)
+    z_payload, choice, y_payload = model.encode(y, 0, 4)[0]  # 2 items x 4 channels: exactly one byte
+    assert len(choice) == 1
+    assert model.decode((z_payload, choice, y_payload), tuple(y.shape), 0, 4, "s").shape == (2, 4, y.shape[-1])
+    with pytest.raises(BitstreamError, match="holds 2 bytes"):
+        model.decode((z_payload, choice + b"\0", y_payload), tuple(y.shape), 0, 4, "s")
+
+
+def test_a_side_information_section_below_its_floor_is_refused_by_name(model):
+    y = _latents(8, positions=512)
+    z_payload, choice, y_payload = model.encode(y, 0, C)[0]
+    zshape = model.hyper_shape(tuple(y.shape))
+    floor_bits = math.prod(zshape) // zshape[1] * float(np.sum(model.z_tables(0).min_bits()))
+    assert 8 * len(z_payload) >= floor_bits > 64  # a real stream clears the floor; half of it is refused
+    short = z_payload[: int(floor_bits / 2 / 8) // 4 * 4 - 4]
+    with pytest.raises(BitstreamError, match=r"too short for the declared s \(side information\)"):
+        model.decode((short, choice, y_payload), tuple(y.shape), 0, C, "s")
+
+
+def test_new_tables_are_used_after_a_second_export():
+    m = ChannelChoiceHyperprior(C, HYPER, dims=1).eval()
+    m.export()
+    first = m.combined()
+    assert m.combined() is first  # cached while the tables stay the same
+    with torch.no_grad():
+        for p in m.channel_prior.parameters():
+            p.add_(0.5)
+    m.export()  # new channel tables (new objects), same hyperprior tables
+    second = m.combined()
+    assert second is not first and second.sha256 == combine_tables(m.y_tables, m.channel_tables).sha256
+    m.y_tables = combine_tables(m.y_tables, CodingTables.from_pmfs([np.full(3, 1 / 3)], [0], 16))
+    assert m.combined().num_tables == m.y_tables.num_tables + C  # a new y table set is picked up too
