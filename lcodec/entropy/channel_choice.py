@@ -147,9 +147,7 @@ class ChannelChoiceHyperprior(MeanScaleHyperprior):
                what: str) -> torch.Tensor:
         if len(sections) != 3:
             raise BitstreamError(f"{what}: {len(sections)} sections, the channel-choice hyperprior writes 3")
-        zshape = self.hyper_shape(shape)
-        check_floor(sections[0], math.prod(zshape) // zshape[1] * float(np.sum(self.z_tables(rate).min_bits())),
-                    f"{what} (side information)")
+        self.check_z_floor(sections[0], shape, rate, what)
         b = shape[0]
         bits = b * carried
         if len(sections[1]) != (bits + 7) // 8:
@@ -159,7 +157,7 @@ class ChannelChoiceHyperprior(MeanScaleHyperprior):
         if flags[bits:].any():
             raise BitstreamError(f"{what}: the channel choice's padding bits are not zero")
         choice = torch.from_numpy(flags[:bits].astype(bool).reshape(b, carried))
-        z = torch.from_numpy(decode_symbols(sections[0], channel_indexes(zshape), self.z_tables(rate)).reshape(zshape))
+        z = self.decode_z(sections[0], shape, rate)
         indexes = self._indexes(self.table_indexes(z)[:, :carried], choice)
         tables = self.combined()
         flat = indexes.numpy().reshape(-1)

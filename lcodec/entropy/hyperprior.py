@@ -283,13 +283,22 @@ class MeanScaleHyperprior(nn.Module):
     def hyper_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return (shape[0], self.hyper.hyper_channels, *[g // 2 for g in shape[2:]])
 
+    def check_z_floor(self, payload: bytes, shape: tuple[int, ...], rate: int, what: str) -> None:
+        """z's section checked against the fewest bits z of y's ``shape`` could take."""
+        zshape = self.hyper_shape(shape)
+        positions = math.prod(zshape) // zshape[1]
+        check_floor(payload, positions * float(np.sum(self.z_tables(rate).min_bits())), f"{what} (side information)")
+
+    def decode_z(self, payload: bytes, shape: tuple[int, ...], rate: int) -> torch.Tensor:
+        """Integer z (int64) of y's ``shape`` from its section, with this rate's z tables."""
+        zshape = self.hyper_shape(shape)
+        return torch.from_numpy(decode_symbols(payload, channel_indexes(zshape), self.z_tables(rate)).reshape(zshape))
+
     def check_sections(self, sections: tuple[bytes, ...], shape: tuple[int, ...], rate: int, carried: int,
                        what: str) -> None:
         """Both kinds of section checked against the fewest bits their declared symbols could take
         (y against its cheapest table here, against the actual tables once the indexes are known)."""
-        zshape = self.hyper_shape(shape)
-        positions = math.prod(zshape) // zshape[1]
-        check_floor(sections[0], positions * float(np.sum(self.z_tables(rate).min_bits())), f"{what} (side information)")
+        self.check_z_floor(sections[0], shape, rate, what)
         cheapest = float(require(self.y_tables, "Gaussian").min_bits().min())
         per_section = math.prod(shape) // shape[1] * carried // self.y_sections
         for payload in sections[1:]:
@@ -313,8 +322,7 @@ class MeanScaleHyperprior(nn.Module):
         section s coded with those table indexes, after checking the section against the fewest bits
         they could take)."""
         y_tables = require(self.y_tables, "Gaussian")
-        zshape = self.hyper_shape(shape)
-        z = torch.from_numpy(decode_symbols(sections[0], channel_indexes(zshape), self.z_tables(rate)).reshape(zshape))
+        z = self.decode_z(sections[0], shape, rate)
         floor_bits = y_tables.min_bits()  # once per stream, not per section
 
         def read(section: int, indexes: torch.Tensor) -> torch.Tensor:

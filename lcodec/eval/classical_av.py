@@ -342,8 +342,9 @@ def _repair_dts(packets: list) -> None:
     """Give packets (in decode order) valid decode timestamps when the encoder's are not: libx265 in
     this PyAV build sometimes leaves the first dts of a short clip uninitialised (seen: -79010218395612
     for a 2-frame clip), which the MP4 muxer refuses. Valid ones (strictly increasing, none after
-    its pts nor more frames before it than the clip has) are kept; otherwise dts_i = (the i-th smallest pts) - D, with D the largest reorder
-    delay, the least shift for which every dts precedes its pts."""
+    its pts nor more frames before it than the clip has) are kept; otherwise dts_i = (the i-th
+    smallest pts) - D, with D the largest reorder delay, the least shift for which every dts
+    precedes its pts."""
     pts = [p.pts for p in packets]
     dts = [p.dts for p in packets]
     if None in pts or not packets:
