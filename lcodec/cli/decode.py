@@ -104,6 +104,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"{args.input} -> {args.output}: {x_hat.shape[1]} ch, {rate} Hz, {x_hat.shape[-1] / rate:.2f} s, "
                   f"{codec.name} q{codec.quality}, {seconds:.2f} s")
             return 0
+        if header.geometry.shape[1] == 1:  # a grayscale stream: a grayscale file (its three channels are equal)
+            x_hat = x_hat[:, :1]
         out.write(dataset_bytes(args.output, x_hat) if is_dataset(args.output) else write_image(args.output, x_hat))
     n, h, w = x_hat.shape[0], *x_hat.shape[-2:]
     what = f"{n} images {w}x{h}" if n > 1 else f"{w}x{h}"
