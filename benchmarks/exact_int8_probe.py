@@ -11,6 +11,14 @@ arithmetic shift. Prints whether the integers equal ``IntConv.gemm``'s and the t
 Measured 2026-12-07 on a quiet 2-core AVX-512/VNNI/AMX machine: equal; 1 thread: fp32 13.9 ms,
 float64 IntConv 34.0 ms, int8 digits 70.5 ms; 2 threads: 6.9, 19.5, 43.3 ms (the digit split and
 the int64 recombination cost more than the GEMMs save).
+
+Tried again 2026-12-07 (not kept): 8-bit balanced digits (2 weight digits, 3 activation digits
+chosen by the input's range, the rare weight above 32639 as a third sparse digit), both weight
+digits stacked into one GEMM per band, float64 recombination, larger bands: the integers equal
+``IntConv.gemm``'s, but 25.5 ms against 27.2 ms on 2 threads for this layer (the GEMM alone 16 ms;
+digit split, im2col and recombination the rest), and 2-4x slower than float64 on rd's 32-channel
+post-filter layers and 1x1 layers. 8-bit digits would also need a saturation check on CPUs
+without VNNI (vpmaddubsw saturates u8 x s8 pairs). So float64 GEMMs stay.
 """
 import sys
 import time

@@ -42,17 +42,23 @@ def section_bpp(codec: LearnedCodec, quality: int, items: list[MediaItem]) -> di
     the sections of the benchmark's own encodes (``LearnedCodec.section_bytes``): the first
     ``side_sections`` of the codec (1 for a hyperprior: z; 0 if it has none, e.g. the factorized
     prior or walloc-rgb-mcq's codebook stages) are the side information and the rest the main
-    latents (y, one section per channel slice with a channel context). The header is the file
-    size the harness measured minus the sections."""
+    latents (y, one section per channel slice with a channel context), except a restoration
+    filter's section after the entropy model's (``filter_bpp``). The header is the file size the
+    harness measured minus the sections."""
     per: dict[str, list[float]] = {}
-    n_side = getattr(codec._codec(quality), "side_sections", 0)
+    loaded = codec._codec(quality)
+    n_side = getattr(loaded, "side_sections", 0)
+    n_entropy = loaded.entropy.num_sections(loaded.rate) if hasattr(loaded, "entropy") and hasattr(loaded, "rate") else None
     for item in items:
-        sections = codec.section_bytes[(item.name, quality)]
+        sections = all_sections = codec.section_bytes[(item.name, quality)]
+        if n_entropy is not None and len(sections) == n_entropy + 1:  # a restoration filter section last
+            per.setdefault("filter_bpp", []).append(8 * sections[-1] / item.pixels)
+            sections = sections[:-1]
         side, main = sections[:n_side], sections[n_side:]
         if side:
             per.setdefault("side_bpp", []).append(8 * side[0] / item.pixels)
         per.setdefault("main_bpp", []).append(8 * sum(main) / item.pixels)
-        per.setdefault("header_bpp", []).append(8 * (codec.file_bytes[(item.name, quality)] - sum(sections))
+        per.setdefault("header_bpp", []).append(8 * (codec.file_bytes[(item.name, quality)] - sum(all_sections))
                                                 / item.pixels)
     return {k: statistics.fmean(v) for k, v in per.items()}
 

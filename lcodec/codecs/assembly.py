@@ -8,7 +8,9 @@
 
 with two optional parts that work with any transform: a rate ladder (``LadderConfig``: per-rate
 gain units, Cui et al. 2021, so one model spans several rates) and a decoder-side post-filter
-told the rate (images). Encoder-side refinement of the latents (``compress(refine=N)``,
+told the rate (images). An image ladder may also send a per-image restoration filter
+(``restoration=True``: ``lcodec.models.restoration``, fitted by the encoder, one section after
+the entropy model's; a stream without that section decodes as before). Encoder-side refinement of the latents (``compress(refine=N)``,
 ``lcodec.codecs.refine``) is the assembly's too.
 
 Weights files keep each role's tensors under their own names without a role prefix (the
@@ -115,7 +117,8 @@ class ComposedCodec(Codec):
 
     def __init__(self, transform: nn.Module, entropy: nn.Module, *, name: str, quality: int,
                  ladder: LadderConfig | None = None, gain_space: int = 0, grid: int = 1,
-                 carry_tables: tuple[str, ...] = (), carry_entries: tuple[str, ...] = ()) -> None:
+                 carry_tables: tuple[str, ...] = (), carry_entries: tuple[str, ...] = (),
+                 restoration: bool = False) -> None:
         super().__init__()
         self.transform = transform
         self.entropy = entropy
@@ -125,6 +128,9 @@ class ComposedCodec(Codec):
         self.multiple = math.lcm(grid, entropy.downsample)
         self.postfilter: PostFilter | None = None
         self.exact_decode = True  # False: decode with the float synthesis (the training path's)
+        if restoration and (ladder is None or transform.modality != "image"):
+            raise ModelError(f"{name}: a restoration filter needs an image transform and a rate ladder")
+        self.restoration = restoration  # the encoder may send a per-image filter (lcodec.models.restoration)
         if ladder is not None:
             if quality not in ladder.qualities:
                 raise ModelError(f"{name}: quality {quality} not in {ladder.qualities}")
@@ -282,8 +288,10 @@ class ComposedCodec(Codec):
         return self.transform.synthesise(latents)
 
     @torch.no_grad()
-    def _decode_padded(self, latents: torch.Tensor) -> torch.Tensor:
-        exact = self.exact_decoder() if self.exact_decode else None
+    def _decode_padded(self, latents: torch.Tensor, exact: bool | None = None) -> torch.Tensor:
+        """Latents -> the padded output after the post-filter: the exact decoder where the
+        transform has one and ``exact`` (default: ``exact_decode``) asks for it, else float."""
+        exact = self.exact_decoder() if (self.exact_decode if exact is None else exact) else None
         if exact is not None:
             return exact(latents).to(latents.device)
         x_pad = self.synthesise(latents)
@@ -337,15 +345,31 @@ class ComposedCodec(Codec):
         geometry = self.transform.geometry(x, **media)
         carried = self.transform.carried(geometry)
         y64 = self.analyse64(x, **media)
+        # with a restoration filter the encoder decodes too: the entropy model also returns y_hat
+        latents = {"latents": True} if self.restoration else {}
         if refine:
             from lcodec.codecs.refine import refine_latents
 
             z = self.entropy.hyper_analysis(y64) if hasattr(self.entropy, "hyper_analysis") else None
             y64 = refine_latents(self, x, y64, z, refine, progress=progress)
-            sections, _ = self.entropy.encode(y64, self.rate, carried, z=z)
+            sections, y_hat = self.entropy.encode(y64, self.rate, carried, z=z, **latents)
         else:
-            sections, _ = self.entropy.encode(y64, self.rate, carried)
-        return self._container(geometry, tuple(sections))
+            sections, y_hat = self.entropy.encode(y64, self.rate, carried, **latents)
+        sections = tuple(sections)
+        if self.restoration:
+            sections = (*sections, self._restoration_section(x, y_hat, geometry))
+        return self._container(geometry, sections)
+
+    @torch.no_grad()
+    def _restoration_section(self, x: torch.Tensor, y_hat: torch.Tensor, geometry: Geometry) -> bytes:
+        """The per-image restoration filters the encoder chooses (``restoration.choose``) for the
+        decoder's latents ``y_hat``, fitted on what the decoder will show: the exact decoder's
+        output, so that the stream's bytes are the same on every machine and thread count."""
+        from lcodec.models import restoration
+
+        x_hat = self.transform.finish(self._decode_padded(self._complete(y_hat, geometry), exact=True), geometry)
+        lmbda = self.ladder.lmbdas[self.quality - 1]
+        return restoration.pack(restoration.choose(x_hat, x.cpu(), lmbda, gray=geometry.shape[1] == 1))
 
     def _container(self, geometry: Geometry, sections: tuple[bytes, ...]) -> bytes:
         return write_container(Container(codec=self.name, quality=self.quality, weights_hash=self.weights_hash,
@@ -373,17 +397,23 @@ class ComposedCodec(Codec):
         self._check_header(c)
         self.transform.check_geometry(c.geometry)
         expected = self.entropy.num_sections(self.rate)
-        if len(c.sections) != expected:
+        if len(c.sections) != expected and not (self.restoration and len(c.sections) == expected + 1):
             side = f", {self.entropy.side_sections} of side information" if self.entropy.side_sections else ""
-            raise BitstreamError(f"expected {expected} sections{side}, found {len(c.sections)}")
+            extra = " (+1 restoration filter)" if self.restoration else ""
+            raise BitstreamError(f"expected {expected}{extra} sections{side}, found {len(c.sections)}")
         return c
+
+    def _entropy_sections(self, c: Container) -> tuple[tuple[bytes, ...], bytes | None]:
+        """A parsed container's sections -> (the entropy model's, the restoration section or None)."""
+        n = self.entropy.num_sections(self.rate)
+        return c.sections[:n], (c.sections[n] if len(c.sections) > n else None)
 
     def decompress_latents(self, data: bytes):
         """Container -> (latents as ``encode_latents`` gives them, original shape), without running the
         decoder; audio adds the original sample rate."""
         c = self.parse(data)
         g = c.geometry
-        y_hat = self.entropy.decode(c.sections, self.transform.latent_shape(g, self.multiple), self.rate,
+        y_hat = self.entropy.decode(self._entropy_sections(c)[0], self.transform.latent_shape(g, self.multiple), self.rate,
                                     self.transform.carried(g), self.transform.describe(g))
         y_hat = self._complete(y_hat, g)
         return (y_hat, g.shape, g.sample_rate) if self.modality == "audio" else (y_hat, g.shape)
@@ -391,8 +421,16 @@ class ComposedCodec(Codec):
     @torch.no_grad()
     def decompress(self, data: bytes) -> torch.Tensor:
         c = self.parse(data)
+        section = self._entropy_sections(c)[1]
+        filters = None
+        if section is not None:  # checked before the decoder runs
+            from lcodec.models import restoration
+
+            gray = c.geometry.shape[1] == 1
+            filters = restoration.unpack(section, c.geometry.shape[0], 1 if gray else 3)
         y_hat = self.decompress_latents(data)[0]
-        return self.transform.finish(self._decode_padded(y_hat), c.geometry)
+        x_hat = self.transform.finish(self._decode_padded(y_hat), c.geometry)
+        return x_hat if filters is None else restoration.restore_batch(x_hat, filters, gray)
 
     def truncate(self, data: bytes, quality: int) -> bytes:
         """A stream of an embedded entropy model (``entropy.embedded``: a lower rate point's sections

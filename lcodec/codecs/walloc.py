@@ -64,11 +64,12 @@ def image_codec(cfg: WallocConfig, entropy: str, name: str, quality: int,
 
 
 def ladder_codec(cfg: WallocConfig, hyper: HyperpriorConfig, ladder: LadderConfig, name: str,
-                 quality: int) -> ComposedCodec:
-    """A variable-rate WaLLoC image codec: the transform, a hyperprior and a rate ladder."""
+                 quality: int, restoration: bool = False) -> ComposedCodec:
+    """A variable-rate WaLLoC image codec: the transform, a hyperprior and a rate ladder (and, with
+    ``restoration``, per-image restoration filters in its streams)."""
     rates = len(ladder.lmbdas) if ladder.rate_z_priors else 0
     return ComposedCodec(WallocImageTransform(cfg), MeanScaleHyperprior(cfg.latent_channels, hyper, dims=2, rates=rates),
-                         name=name, quality=quality, ladder=ladder)
+                         name=name, quality=quality, ladder=ladder, restoration=restoration)
 
 
 @register_codec(CodecSpec(
@@ -122,7 +123,7 @@ def walloc_rgb_light(quality: int) -> ComposedCodec:
     entropy=_LADDER_ENTROPY + "; y coded in 4 channel slices whose tables also read the earlier slices' "
     "symbols (channel context, Minnen & Singh 2020)"))
 def walloc_rgb_rd(quality: int) -> ComposedCodec:
-    return ladder_codec(WALLOC_RGB_RD, VR_HYPER_RD, VR_LADDER_Z_PF, "walloc-rgb-rd", quality)
+    return ladder_codec(WALLOC_RGB_RD, VR_HYPER_RD, VR_LADDER_Z_PF, "walloc-rgb-rd", quality, restoration=True)
 
 
 @register_codec(ladder_spec(
@@ -133,7 +134,7 @@ def walloc_rgb_rd(quality: int) -> ComposedCodec:
     "scale mixture (weights, scales from exact integer heads; Cheng et al. 2020) from a "
     "stored set of integer-mixed tables"))
 def walloc_rgb_rd_gmm(quality: int) -> ComposedCodec:
-    return ladder_codec(WALLOC_RGB_RD, VR_HYPER_RD_GMM, VR_LADDER_Z_PF, "walloc-rgb-rd-gmm", quality)
+    return ladder_codec(WALLOC_RGB_RD, VR_HYPER_RD_GMM, VR_LADDER_Z_PF, "walloc-rgb-rd-gmm", quality, restoration=True)
 
 
 @register_codec(ladder_spec(

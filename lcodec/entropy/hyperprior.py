@@ -259,18 +259,25 @@ class MeanScaleHyperprior(nn.Module):
 
     @torch.no_grad()
     def encode(self, y64: torch.Tensor, rate: int, carried: int, write: bool = True,
-               z: torch.Tensor | None = None):
+               z: torch.Tensor | None = None, latents: bool = False):
         """-> ((z section, y sections...), None), or with ``write`` False ((), y_hat float64 of the
-        carried channels). ``z``: the side information if the caller already has it (encoder
+        carried channels), or with ``latents`` both (the float64 means are only computed when
+        y_hat is asked for). ``z``: the side information if the caller already has it (encoder
         refinement keeps the unrefined y's)."""
         self._check_carried(carried)
         z = self.hyper_analysis(y64) if z is None else z
-        if not write:  # the decoder's latents (float64 means: only computed when asked for)
+        if not write:
             if self.context is not None:
                 return (), self.context_encode(y64, z, y_hat=True)[2][:, :carried]
             return (), self.symbols(y64, z)[:, :carried].double() + self.means(z)[:, :carried]
-        symbols, indexes = self.symbols_and_indexes(y64, z)
-        return tuple(self.payloads(z, [s[:, :carried] for s in symbols], [i[:, :carried] for i in indexes], rate)), None
+        if self.context is not None:
+            symbols, indexes, y_hat = self.context_encode(y64, z, y_hat=latents)
+        else:
+            (symbols, indexes), y_hat = self.symbols_and_indexes(y64, z), None
+            if latents:
+                y_hat = symbols[0].double() + self.means(z)
+        payloads = tuple(self.payloads(z, [s[:, :carried] for s in symbols], [i[:, :carried] for i in indexes], rate))
+        return payloads, (None if y_hat is None else y_hat[:, :carried])
 
     def payloads(self, z: torch.Tensor, symbols: list[torch.Tensor], indexes: list[torch.Tensor],
                  rate: int) -> list[bytes]:

@@ -25,6 +25,8 @@ then, if 1, its ``C * (C * 9 + 1)`` weights as zigzag varints (typically 1-2 byt
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,8 +54,9 @@ def _bands(a: torch.Tensor):
     2**14."""
     c, h, w = a.shape
     pad = F.pad(a.unsqueeze(0), (1, 1, 1, 1), mode="replicate")[0]
-    for r0 in range(0, h, BAND_ROWS):
-        r1 = min(h, r0 + BAND_ROWS)
+    step = max(1, min(BAND_ROWS, 2**16 // w))  # at most 2**16 pixels per band (``fit``'s exact sums)
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
         rows = [pad[ch, r0 + dy : r1 + dy, dx : dx + w].reshape(-1) for ch in range(c) for dy in range(3) for dx in range(3)]
         rows.append(torch.full(((r1 - r0) * w,), 2.0**PIXEL_BITS, dtype=torch.float64))
         yield r0, r1, torch.stack(rows)
@@ -77,21 +80,65 @@ def apply(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return out
 
 
+TARGET_BITS = 22  # the original enters the fit as round(x * 2**22)
+
+
+def _solve(gram: list[list[float]], rhs: list[list[float]]) -> list[list[float]]:
+    """Gaussian elimination with partial pivoting in Python floats (IEEE double, one rounding per
+    operation in a fixed order: the same result on every machine, unlike a BLAS/LAPACK solve)."""
+    n, m = len(gram), len(rhs[0])
+    a = [row[:] + r[:] for row, r in zip(gram, rhs)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: (abs(a[r][col]), -r))
+        a[col], a[pivot] = a[pivot], a[col]
+        if a[col][col] == 0.0:
+            continue  # a feature that is zero everywhere: its weight stays 0
+        inv = 1.0 / a[col][col]
+        for r in range(col + 1, n):
+            f = a[r][col] * inv
+            if f != 0.0:
+                row, top = a[r], a[col]
+                for k in range(col, n + m):
+                    row[k] -= f * top[k]
+    out = [[0.0] * m for _ in range(n)]
+    for r in reversed(range(n)):
+        if a[r][r] == 0.0:
+            continue
+        for j in range(m):
+            acc = a[r][n + j]
+            for k in range(r + 1, n):
+                acc -= a[r][k] * out[k][j]
+            out[r][j] = acc / a[r][r]
+    return out
+
+
 def fit(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The least-squares weights for one image: decoded (C, H, W) and original (C, H, W) in [0, 1]
-    -> (C, C * 9 + 1) integers (int64), on the integer pixels ``apply`` sees."""
+    -> (C, C * 9 + 1) integers (int64), on the integer pixels ``apply`` sees.
+
+    Deterministic on every machine (the encoder's bytes must not depend on the CPU or the thread
+    count): the normal equations are sums of integer products (features ``a`` and the bias input at
+    most 2**14, target ``round(x * 2**22) - a * 2**8`` at most 2**22 in magnitude, so products at
+    most 2**36), each band's partial sums (at most 2**16 pixels) below 2**53 and so exact in
+    float64 in any order, accumulated across bands in int64; the small solve runs in Python floats
+    in a fixed order (``_solve``), then the weights are rounded to integers."""
     a = _pixels(x_hat)
     c, n = a.shape[0], taps(a.shape[0])
-    gram = torch.zeros(n, n, dtype=torch.float64)
-    cross = torch.zeros(n, c, dtype=torch.float64)
+    gram = torch.zeros(n, n, dtype=torch.int64)
+    cross = torch.zeros(n, c, dtype=torch.int64)
     for r0, r1, feats in _bands(a):
-        feats = feats * 2.0**-PIXEL_BITS  # real units: the solve is better conditioned
-        target = (x[:, r0:r1].detach().cpu().double() - a[:, r0:r1] * 2.0**-PIXEL_BITS).reshape(c, -1)
-        gram += feats @ feats.T
-        cross += feats @ target.T
-    gram += torch.eye(n, dtype=torch.float64) * (1e-9 * float(gram.diagonal().mean()) + 1e-12)
-    w = torch.linalg.solve(gram, cross).T  # (C, taps)
-    return torch.round(w * 2.0**WEIGHT_BITS).clamp_(-WEIGHT_LIMIT, WEIGHT_LIMIT).long()
+        target = torch.floor(x[:, r0:r1].detach().cpu().double() * 2.0**TARGET_BITS + 0.5) - a[:, r0:r1] * 2.0**8
+        gram += (feats @ feats.T).long()
+        cross += (feats @ target.reshape(c, -1).T).long()
+    g = gram.tolist()
+    scale = 1e-9 * sum(g[i][i] for i in range(n)) / n + 1.0  # a tiny ridge: features that repeat stay solvable
+    for i in range(n):
+        g[i][i] += scale
+    w = _solve([[float(v) for v in row] for row in g], [[float(v) for v in row] for row in cross.tolist()])
+    # target units are 2**-8 of a pixel unit; weights are 2**-12 of a unit per unit
+    out = [[max(-WEIGHT_LIMIT, min(WEIGHT_LIMIT, math.floor(w[k][o] * 2.0 ** (WEIGHT_BITS - 8) + 0.5)))
+            for k in range(n)] for o in range(c)]
+    return torch.tensor(out, dtype=torch.int64)
 
 
 def _zigzag(v: int) -> int:
