@@ -320,7 +320,8 @@ class ComposedCodec(Codec):
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, size=None, length: int | None = None) -> torch.Tensor:
         """Latents -> x_hat clamped to the media's range; images cropped to ``size`` (H, W), audio
-        (stereo at the model rate) to ``length`` samples, if given. Image latents may come without
+        (stereo at the model rate) to ``length`` samples, if given. What a stream adds beside its
+        latents is not applied here (a restoration filter, a grayscale mark): ``decompress`` does. Image latents may come without
         their batch dimension (C, h, w), as ``LatentDataset`` serves them: x_hat is then (3, H, W)."""
         if not isinstance(latents, torch.Tensor):
             raise InputError(f"expected a latent tensor, got {type(latents).__name__}")

@@ -54,7 +54,8 @@ def test_round_trip_gives_each_frame_as_walloc_rgb_rd_decodes_it(video, clip):
 
 
 def test_intra_frame_is_walloc_rgb_rd_coding_the_frame(video, clip):
-    """Composition: with --gop 1 every frame's sections are rd's own sections for that frame."""
+    """Composition: with --gop 1 every frame's sections are rd's own entropy-model sections for that
+    frame (rd's image streams add a restoration filter section after them; video frames do not)."""
     import lcodec
 
     rd = lcodec.load("walloc-rgb-rd", 3)
@@ -66,7 +67,7 @@ def test_intra_frame_is_walloc_rgb_rd_coding_the_frame(video, clip):
         for n in index.lengths[t]:
             ours.append(c.sections[1][pos : pos + n])
             pos += n
-        assert tuple(ours) == read_container(rd.compress(clip[:, :, t])).sections
+        assert tuple(ours) == read_container(rd.compress(clip[:, :, t])).sections[: rd.entropy.num_sections(rd.rate)]
 
 
 def test_decoding_from_a_middle_intra_frame_matches_the_full_decode(video, clip):
