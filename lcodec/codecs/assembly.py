@@ -336,18 +336,22 @@ class ComposedCodec(Codec):
 
     # ------------------------------------------------------------------ coding
     def compress(self, x: torch.Tensor, sample_rate: int | None = None, *, refine: int = 0,
-                 progress: bool = False) -> bytes:
+                 progress: bool = False, restoration: bool | None = None) -> bytes:
         """x (batched or not) -> a complete lcodec container. Images: (B, 3, H, W) in [0, 1]; audio:
         (B, 1|2, N) in [-1, 1] with ``sample_rate=``. ``refine`` > 0: that many steps of encoder-side
         latent refinement before the symbols are chosen (``lcodec.codecs.refine``; the decoder is
-        unchanged)."""
+        unchanged). ``restoration`` False: a codec that sends per-image restoration filters writes
+        the stream without that section (faster to encode; None: the codec's own setting)."""
+        if restoration and not self.restoration:
+            raise ModelError(f"{self.name} sends no restoration filter")
+        restore = self.restoration if restoration is None else restoration
         media = self._media(sample_rate)
         x = self.transform.check_input(x, **media)
         geometry = self.transform.geometry(x, **media)
         carried = self.transform.carried(geometry)
         y64 = self.analyse64(x, **media)
         # with a restoration filter the encoder decodes too: the entropy model also returns y_hat
-        latents = {"latents": True} if self.restoration else {}
+        latents = {"latents": True} if restore else {}
         if refine:
             from lcodec.codecs.refine import refine_latents
 
@@ -357,7 +361,7 @@ class ComposedCodec(Codec):
         else:
             sections, y_hat = self.entropy.encode(y64, self.rate, carried, **latents)
         sections = tuple(sections)
-        if self.restoration:
+        if restore:
             sections = (*sections, self._restoration_section(x, y_hat, geometry))
         return self._container(geometry, sections)
 

@@ -9,7 +9,7 @@ import torch
 
 import lcodec
 from lcodec.bitstream.container import read_container, write_container
-from lcodec.errors import BitstreamError
+from lcodec.errors import BitstreamError, ModelError
 from lcodec.models import restoration as R
 
 
@@ -73,3 +73,27 @@ def test_damaged_or_unexpected_filter_sections_are_refused(rd, photo, codec):
     cp = read_container(plain)
     with pytest.raises(BitstreamError, match="sections"):
         codec.decompress(write_container(replace(cp, sections=(*cp.sections, b"\x00"))))
+
+
+def test_without_the_filter_the_stream_is_the_entropy_models_alone(rd, photo, codec):
+    x = _crop(photo, 64, 96)
+    data = rd.compress(x, restoration=False)
+    assert data == _without_filter(rd.compress(x))
+    assert torch.equal(rd.decompress(data), rd.decompress(_without_filter(rd.compress(x))))
+    with pytest.raises(ModelError, match="no restoration filter"):
+        codec.compress(x, restoration=True)
+
+
+def test_cli_no_filter(tmp_path, photo):
+    from PIL import Image
+
+    from lcodec.cli.main import main
+
+    src = tmp_path / "p.png"
+    Image.fromarray((_crop(photo, 64, 96)[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()).save(src)
+    assert main(["encode", str(src), str(tmp_path / "a.bin"), "--quality", "2"]) == 0
+    assert main(["encode", str(src), str(tmp_path / "b.bin"), "--quality", "2", "--no-filter"]) == 0
+    a, b = read_container((tmp_path / "a.bin").read_bytes()), read_container((tmp_path / "b.bin").read_bytes())
+    assert len(a.sections) == len(b.sections) + 1 and a.sections[:-1] == b.sections
+    assert main(["encode", str(src), str(tmp_path / "c.bin"), "--codec", "walloc-rgb", "--no-filter"]) != 0
+    assert not (tmp_path / "c.bin").exists()
