@@ -32,6 +32,7 @@ from torch import nn
 
 from lcodec.bitstream.coder import decode_symbols, encode_symbols
 from lcodec.bitstream.tables import CodingTables, quantize_pmf
+from lcodec.bitstream.varint import get_varint, put_varint, unzigzag, zigzag
 from lcodec.entropy.model import check_floor
 from lcodec.errors import BitstreamError
 
@@ -69,37 +70,7 @@ class WeightPrior(nn.Module):
         return total
 
 
-# ---------------------------------------------------------------- varints
-def _put_varint(out: bytearray, v: int) -> None:
-    if v < 0:
-        raise ValueError("varint of a negative number")
-    while True:
-        byte = v & 0x7F
-        v >>= 7
-        out.append(byte | (0x80 if v else 0))
-        if not v:
-            return
-
-
-def _get_varint(data: bytes, pos: int) -> tuple[int, int]:
-    v, shift = 0, 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise BitstreamError("the network-weights section is damaged (a table runs past its end)")
-        byte = data[pos]
-        pos += 1
-        v |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return v, pos
-
-
-def _zigzag(v: int) -> int:
-    return 2 * v if v >= 0 else -2 * v - 1
-
-
-def _unzigzag(u: int) -> int:
-    return u // 2 if u % 2 == 0 else -(u + 1) // 2
+_DAMAGED = "the network-weights section is damaged (a table runs past its end)"
 
 
 def uniform_counts(n: int) -> np.ndarray:
@@ -133,8 +104,8 @@ def _choose(s: np.ndarray) -> tuple[int, int, np.ndarray | None, bytes]:
     n = min(hi_all - lo_all + 1, MAX_ENTRIES)
     uni = uniform_counts(n)
     head = bytearray([UNIFORM])
-    _put_varint(head, _zigzag(lo_all))
-    _put_varint(head, n)
+    put_varint(head, zigzag(lo_all))
+    put_varint(head, n)
     options.append((8 * len(head) + _bits(uni, s, lo_all), UNIFORM, lo_all, uni, bytes(head)))
     # histogram over the central range holding all but the rarest values
     if hi_all - lo_all + 1 <= MAX_ENTRIES:
@@ -149,10 +120,10 @@ def _choose(s: np.ndarray) -> tuple[int, int, np.ndarray | None, bytes]:
     pmf = np.append(hist + 1e-3, escaped + 1e-3)
     counts = quantize_pmf(pmf, TABLE_PRECISION)
     head = bytearray([HISTOGRAM])
-    _put_varint(head, _zigzag(lo))
-    _put_varint(head, counts.size - 1)
+    put_varint(head, zigzag(lo))
+    put_varint(head, counts.size - 1)
     for c in counts[:-1]:
-        _put_varint(head, int(c))
+        put_varint(head, int(c))
     options.append((8 * len(head) + _bits(counts, s, lo), HISTOGRAM, lo, counts, bytes(head)))
     _, kind, lo, counts, head = min(options, key=lambda o: o[0])
     return kind, lo, counts, head
@@ -196,8 +167,8 @@ def decode_integer_tensors(data: bytes, shapes: list[tuple[int, ...]]) -> list[t
             continue
         if kind not in (HISTOGRAM, UNIFORM):
             raise BitstreamError(f"the network-weights section names an unknown table kind {kind}")
-        u, pos = _get_varint(data, pos)
-        n, pos = _get_varint(data, pos)
+        u, pos = get_varint(data, pos, _DAMAGED)
+        n, pos = get_varint(data, pos, _DAMAGED)
         if not 1 <= n <= MAX_ENTRIES:
             raise BitstreamError(f"a weights table declares {n} entries (1 .. {MAX_ENTRIES})")
         if kind == UNIFORM:
@@ -205,11 +176,11 @@ def decode_integer_tensors(data: bytes, shapes: list[tuple[int, ...]]) -> list[t
         else:
             counts = np.empty(n + 1, dtype=np.int64)
             for i in range(n):
-                counts[i], pos = _get_varint(data, pos)
+                counts[i], pos = get_varint(data, pos, _DAMAGED)
             counts[n] = total - int(counts[:n].sum())
             if (counts < 1).any():
                 raise BitstreamError("a weights table's counts do not sum to its precision")
-        rows.append((_unzigzag(u), counts))
+        rows.append((unzigzag(u), counts))
     values = iter(())
     if rows:
         sizes = [int(np.prod(s)) for s, k in zip(shapes, kinds) if k != ZERO]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lcodec.bitstream.varint import get_varint, put_varint, unzigzag, zigzag
 from lcodec.errors import BitstreamError
 
 __all__ = ["WEIGHT_BITS", "apply", "choose", "fit", "pack", "restore_batch", "taps", "unpack"]
@@ -141,10 +142,6 @@ def fit(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.int64)
 
 
-def _zigzag(v: int) -> int:
-    return 2 * v if v >= 0 else -2 * v - 1
-
-
 def pack(per_item: list[torch.Tensor | None]) -> bytes:
     """Per image, None (no filter) or its (C, taps) weights -> the section's bytes."""
     out = bytearray()
@@ -154,11 +151,7 @@ def pack(per_item: list[torch.Tensor | None]) -> bytes:
             continue
         out.append(1)
         for v in w.reshape(-1).tolist():
-            z = _zigzag(int(v))
-            while z >= 0x80:
-                out.append(0x80 | (z & 0x7F))
-                z >>= 7
-            out.append(z)
+            put_varint(out, zigzag(int(v)))
     return bytes(out)
 
 
@@ -179,17 +172,8 @@ def unpack(data: bytes, items: int, channels: int) -> list[torch.Tensor | None]:
             raise BitstreamError(f"restoration section: flag {flag} is neither 0 nor 1")
         values = []
         for _ in range(n):
-            z, shift = 0, 0
-            while True:
-                if pos >= len(data) or shift > 21:
-                    raise BitstreamError("restoration section: a weight is cut off or too long")
-                byte = data[pos]
-                pos += 1
-                z |= (byte & 0x7F) << shift
-                shift += 7
-                if byte < 0x80:
-                    break
-            v = z >> 1 if z % 2 == 0 else -((z + 1) >> 1)
+            z, pos = get_varint(data, pos, "restoration section: a weight is cut off or too long")
+            v = unzigzag(z)
             if abs(v) > WEIGHT_LIMIT:
                 raise BitstreamError(f"restoration section: weight {v} beyond +-{WEIGHT_LIMIT}")
             values.append(v)

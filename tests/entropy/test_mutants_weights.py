@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from lcodec.bitstream import varint as V
 from lcodec.bitstream.tables import quantize_pmf
 from lcodec.entropy import weights as W
 from lcodec.entropy.weights import (HISTOGRAM, MAX_ENTRIES, TABLE_PRECISION, UNIFORM, ZERO, WeightPrior,
@@ -53,22 +54,23 @@ def parse_header(data: bytes, pos: int = 0):
 
 
 def test_varints_are_leb128_and_zigzag_maps_small_magnitudes_to_small_codes():
+    """lcodec.bitstream.varint, through the damaged-section message this module gives it."""
     for v in (0, 1, 127, 128, 300, 16383, 16384, 2**40 + 5):
         out = bytearray()
-        W._put_varint(out, v)
+        V.put_varint(out, v)
         assert bytes(out) == leb128(v)
-        assert W._get_varint(bytes(out) + b"\x05", 0) == (v, len(out))
+        assert V.get_varint(bytes(out) + b"\x05", 0, W._DAMAGED) == (v, len(out))
     assert leb128(300) == b"\xac\x02"
     with pytest.raises(ValueError, match="negative"):
-        W._put_varint(bytearray(), -1)
+        V.put_varint(bytearray(), -1)
     expected = {0: 0, -1: 1, 1: 2, -2: 3, 2: 4, -3: 5, 1000: 2000, -1000: 1999}
     for v, u in expected.items():
-        assert W._zigzag(v) == u and W._unzigzag(u) == v
+        assert V.zigzag(v) == u and V.unzigzag(u) == v
     with pytest.raises(BitstreamError, match="runs past its end"):
-        W._get_varint(b"\x80\x80", 0)
+        V.get_varint(b"\x80\x80", 0, W._DAMAGED)
     with pytest.raises(BitstreamError, match="runs past its end"):
-        W._get_varint(b"\xff" * 12, 0)  # more than 64 bits of continuation
-    assert W._get_varint(b"\xff" * 9 + b"\x01", 0)[0] == 2**64 - 1  # exactly 64 bits is fine
+        V.get_varint(b"\xff" * 12, 0, W._DAMAGED)  # more than 64 bits of continuation
+    assert V.get_varint(b"\xff" * 9 + b"\x01", 0, W._DAMAGED)[0] == 2**64 - 1  # exactly 64 bits is fine
 
 
 def reference_cost(s: np.ndarray, kind: int, lo: int, counts: np.ndarray) -> float:
@@ -164,16 +166,16 @@ def test_decoder_refuses_damaged_tables_with_their_own_messages():
     with pytest.raises(BitstreamError, match=r"declares 0 entries \(1 \.\. 1024\)"):
         decode_integer_tensors(bytes([UNIFORM, 0, 0]), shapes)
     too_many = bytearray([UNIFORM, 0])
-    W._put_varint(too_many, MAX_ENTRIES + 1)
+    V.put_varint(too_many, MAX_ENTRIES + 1)
     with pytest.raises(BitstreamError, match="declares 1025 entries"):
         decode_integer_tensors(bytes(too_many), shapes)
     ok = bytearray([UNIFORM, 0])
-    W._put_varint(ok, MAX_ENTRIES)  # the largest table is allowed (then the payload runs out)
+    V.put_varint(ok, MAX_ENTRIES)  # the largest table is allowed (then the payload runs out)
     with pytest.raises(BitstreamError, match="too short for the declared network weights"):
         decode_integer_tensors(bytes(ok), shapes)  # ... but its 4 symbols of 10 bits need a body
     # histogram counts: exactly the precision leaves the escape 0 counts: refused
     full = bytearray([HISTOGRAM, 0, 1])
-    W._put_varint(full, 1 << TABLE_PRECISION)
+    V.put_varint(full, 1 << TABLE_PRECISION)
     with pytest.raises(BitstreamError, match="do not sum to its precision"):
         decode_integer_tensors(bytes(full), shapes)
     # a second tensor's header missing

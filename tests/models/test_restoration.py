@@ -79,7 +79,8 @@ def test_pack_unpack_round_trip_and_sizes():
     (b"\x02", "neither 0 nor 1"),
     (b"\x01" + b"\x00" * 9, "cut off"),
     (b"\x00\x00", "after the last"),
-    (b"\x01" + b"\xff\xff\xff\xff\x01" + b"\x00" * 9, "cut off or too long"),
+    (b"\x01\xff", "cut off or too long"),  # a continuation byte, then nothing
+    (b"\x01" + b"\xff\xff\xff\xff\x01" + b"\x00" * 9, "beyond"),
 ])
 def test_unpack_refuses_damaged_sections(data, why):
     with pytest.raises(BitstreamError, match=why):
