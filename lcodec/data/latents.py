@@ -209,8 +209,11 @@ def _compress_batch(codec: LatentCodec, images: list[torch.Tensor], first: int) 
     """One batch of same-size images -> [(stream, first item, items)]: one container for the batch,
     or one per image for a codec that codes one image per stream."""
     x = torch.stack([im.expand(3, -1, -1) for im in images])
+    # the cache serves latents: a per-image restoration filter (which needs a full decode to fit)
+    # would change no latent, so it is not fitted
+    skip = {"restoration": False} if getattr(codec, "restoration", False) else {}
     try:
-        return [(codec.compress(x), first, len(images))]
+        return [(codec.compress(x, **skip), first, len(images))]
     except InputError as exc:
         if len(images) > 1 and "batch" in str(exc):
             return [item for k, im in enumerate(images) for item in _compress_batch(codec, [im], first + k)]

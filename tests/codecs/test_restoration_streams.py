@@ -97,3 +97,21 @@ def test_cli_no_filter(tmp_path, photo):
     assert len(a.sections) == len(b.sections) + 1 and a.sections[:-1] == b.sections
     assert main(["encode", str(src), str(tmp_path / "c.bin"), "--codec", "walloc-rgb", "--no-filter"]) != 0
     assert not (tmp_path / "c.bin").exists()
+
+
+def test_latent_cache_streams_carry_no_filter(rd, photo, tmp_path, monkeypatch):
+    """LatentDataset serves latents: its batches are compressed without the filter, whose fit would
+    change no latent (and costs a full decode)."""
+    from lcodec.data import latents as L
+
+    seen = []
+    real = type(rd).compress
+
+    def spy(self, x, *args, **kwargs):
+        data = real(self, x, *args, **kwargs)
+        seen.append(data)
+        return data
+
+    monkeypatch.setattr(type(rd), "compress", spy)
+    L._compress_batch(rd, [_crop(photo, 32, 48)[0], _crop(photo.flip(-1), 32, 48)[0]], 0)
+    assert len(seen) == 1 and len(read_container(seen[0]).sections) == rd.entropy.num_sections(rd.rate)
