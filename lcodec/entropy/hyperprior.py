@@ -277,7 +277,7 @@ class MeanScaleHyperprior(nn.Module):
             if latents:
                 y_hat = symbols[0].double() + self.means(z)
         payloads = tuple(self.payloads(z, [s[:, :carried] for s in symbols], [i[:, :carried] for i in indexes], rate))
-        return payloads, (None if y_hat is None else y_hat[:, :carried])
+        return payloads, (y_hat[:, :carried] if latents else None)
 
     def payloads(self, z: torch.Tensor, symbols: list[torch.Tensor], indexes: list[torch.Tensor],
                  rate: int) -> list[bytes]:

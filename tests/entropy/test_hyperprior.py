@@ -330,3 +330,30 @@ def test_forward_with_a_channel_context_charges_each_slice_under_its_gaussian():
     torch.testing.assert_close(bits["y"], ref_bits)
     torch.testing.assert_close(y_dec, ref_dec)
     torch.testing.assert_close(bits["z"], m.prior(m.h_a(y))[1])
+
+
+@pytest.mark.parametrize("context_slices,context_hidden", [(0, 0), (2, 0), (2, 8)])
+def test_the_write_pass_returns_the_decoders_latents_when_asked(context_slices, context_hidden):
+    """``encode(..., latents=True)``: the same sections as a plain encode, and the y_hat the decoder
+    will compute (the model contract's second value), with and without a channel context whose
+    slices correct the means (``context_hidden`` > 0)."""
+    torch.manual_seed(3)
+    hyper = dataclasses.replace(HYPER, context_slices=context_slices, context_hidden=context_hidden)
+    m = MeanScaleHyperprior(4, hyper, dims=2)
+    with torch.no_grad():
+        m.h_a[2].weight.mul_(6)
+        torch.nn.init.normal_(m.h_m[2].weight, std=0.3)
+        m.h_m[2].bias.normal_(0, 0.5)
+        for net in (m.context.means if m.context is not None else []):
+            torch.nn.init.normal_(net[-1].weight, std=0.3)  # non-zero mean corrections
+    m.eval()
+    m.export()
+    y64 = latents()
+    sections, y_hat = m.encode(y64, 0, 4, latents=True)
+    assert sections == m.encode(y64, 0, 4)[0] and m.encode(y64, 0, 4)[1] is None
+    decoded = m.decode(sections, tuple(y64.shape), 0, 4, "test latents")
+    assert torch.equal(y_hat, decoded) and torch.equal(m.encode(y64, 0, 4, write=False)[1], decoded)
+    if context_hidden:  # the slices' corrections really move the second slice's means
+        z = m.hyper_analysis(y64)
+        plain = m.symbols(y64, z).double() + m.means(z)
+        assert not torch.equal(decoded[:, 2:], plain[:, 2:])
