@@ -10,8 +10,8 @@ with two optional parts that work with any transform: a rate ladder (``LadderCon
 gain units, Cui et al. 2021, so one model spans several rates) and a decoder-side post-filter
 told the rate (images). An image ladder may also send a per-image restoration filter
 (``restoration=True``: ``lcodec.models.restoration``, fitted by the encoder, one section after
-the entropy model's; a stream without that section decodes as before). Encoder-side refinement of the latents (``compress(refine=N)``,
-``lcodec.codecs.refine``) is the assembly's too.
+the entropy model's; a stream without that section decodes as before). Encoder-side refinement
+of the latents (``compress(refine=N)``, ``lcodec.codecs.refine``) is the assembly's too.
 
 Weights files keep each role's tensors under their own names without a role prefix (the
 names every shipped file has used since 0.1): ``state_dict()`` and ``load_state_dict()`` use
@@ -321,8 +321,9 @@ class ComposedCodec(Codec):
     def decode_latents(self, latents: torch.Tensor, size=None, length: int | None = None) -> torch.Tensor:
         """Latents -> x_hat clamped to the media's range; images cropped to ``size`` (H, W), audio
         (stereo at the model rate) to ``length`` samples, if given. What a stream adds beside its
-        latents is not applied here (a restoration filter, a grayscale mark): ``decompress`` does. Image latents may come without
-        their batch dimension (C, h, w), as ``LatentDataset`` serves them: x_hat is then (3, H, W)."""
+        latents is not applied here (a restoration filter, a grayscale mark): ``decompress`` does.
+        Image latents may come without their batch dimension (C, h, w), as ``LatentDataset`` serves
+        them: x_hat is then (3, H, W)."""
         if not isinstance(latents, torch.Tensor):
             raise InputError(f"expected a latent tensor, got {type(latents).__name__}")
         single = self.modality == "image" and latents.dim() == 3
@@ -418,8 +419,8 @@ class ComposedCodec(Codec):
         decoder; audio adds the original sample rate."""
         c = self.parse(data)
         g = c.geometry
-        y_hat = self.entropy.decode(self._entropy_sections(c)[0], self.transform.latent_shape(g, self.multiple), self.rate,
-                                    self.transform.carried(g), self.transform.describe(g))
+        y_hat = self.entropy.decode(self._entropy_sections(c)[0], self.transform.latent_shape(g, self.multiple),
+                                    self.rate, self.transform.carried(g), self.transform.describe(g))
         y_hat = self._complete(y_hat, g)
         return (y_hat, g.shape, g.sample_rate) if self.modality == "audio" else (y_hat, g.shape)
 

@@ -273,9 +273,8 @@ class MeanScaleHyperprior(nn.Module):
         if self.context is not None:
             symbols, indexes, y_hat = self.context_encode(y64, z, y_hat=latents)
         else:
-            (symbols, indexes), y_hat = self.symbols_and_indexes(y64, z), None
-            if latents:
-                y_hat = symbols[0].double() + self.means(z)
+            symbols, indexes = self.symbols_and_indexes(y64, z)
+            y_hat = symbols[0].double() + self.means(z) if latents else None
         payloads = tuple(self.payloads(z, [s[:, :carried] for s in symbols], [i[:, :carried] for i in indexes], rate))
         return payloads, (y_hat[:, :carried] if latents else None)
 

@@ -39,14 +39,13 @@ __all__ = ["WEIGHT_BITS", "apply", "choose", "fit", "pack", "restore_batch", "ta
 PIXEL_BITS = 14
 WEIGHT_BITS = 12
 WEIGHT_LIMIT = 2**15 - 1
+TARGET_BITS = 22  # the original enters the fit as round(x * 2**22)
+BAND_ROWS = 64  # rows per band: memory stays bounded on large images (the result does not depend on it)
 
 
 def taps(channels: int) -> int:
     """Weights per output channel: the 3x3 neighbourhood of every channel, plus the bias."""
     return channels * 9 + 1
-
-
-BAND_ROWS = 64  # rows per band: memory stays bounded on large images (the result does not depend on it)
 
 
 def _bands(a: torch.Tensor):
@@ -79,9 +78,6 @@ def apply(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         y = a[:, r0:r1].reshape(c, -1) + torch.floor((acc + 2.0 ** (WEIGHT_BITS - 1)) * 2.0**-WEIGHT_BITS)
         out[:, r0:r1] = (y.clamp_(0, 2.0**PIXEL_BITS) * 2.0**-PIXEL_BITS).float().view(c, r1 - r0, w)
     return out
-
-
-TARGET_BITS = 22  # the original enters the fit as round(x * 2**22)
 
 
 def _solve(gram: list[list[float]], rhs: list[list[float]]) -> list[list[float]]:
@@ -197,6 +193,11 @@ def restore_batch(x_hat: torch.Tensor, weights: list[torch.Tensor | None], gray:
     return out
 
 
+def _sse8(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Sum of squared differences of the 8-bit-rounded pixels (in 8-bit levels)."""
+    return float(((torch.round(a.double() * 255) - torch.round(b.double() * 255)) ** 2).sum())
+
+
 def choose(x_hat: torch.Tensor, x: torch.Tensor, lmbda: float, gray: bool) -> list[torch.Tensor | None]:
     """The encoder's choice per image: the fitted weights where ``lmbda * 255^2 * (SSE saved) / 3``
     (SSE of 8-bit-rounded pixels, in [0, 1] units, over the three RGB channels) exceeds the
@@ -207,8 +208,7 @@ def choose(x_hat: torch.Tensor, x: torch.Tensor, lmbda: float, gray: bool) -> li
         w = fit(xs, xt)
         y = apply(xs, w)
         reps = 3 if gray else 1
-        sse0 = float(((torch.round(xs.double() * 255) - torch.round(xt.double() * 255)) ** 2).sum()) * reps / 255**2
-        sse1 = float(((torch.round(y.double() * 255) - torch.round(xt.double() * 255)) ** 2).sum()) * reps / 255**2
+        sse0, sse1 = _sse8(xs, xt) * reps / 255**2, _sse8(y, xt) * reps / 255**2
         bits = 8 * (len(pack([w])) - 1)  # the flag byte is spent either way
         out.append(w if lmbda * 255.0**2 * (sse0 - sse1) / 3 > bits else None)
     return out
