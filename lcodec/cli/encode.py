@@ -29,7 +29,7 @@ Compress an image, audio file or video into an lcodec stream (decode it with `co
 Images default to {DEFAULT_CODEC["image"]} at quality 4: on the 16 val photos 0.675 bpp and 34.2 dB PSNR on
 average (detailed photos take more bits), about 1.5 s to encode a 768x512 photo on 2 cores.
 Choose speed or size:
-  faster encode (0.5 s):           --no-filter   (no per-image restoration filter: about 2% larger files)
+  faster encode (0.5 s):           --no-filter   (no per-image restoration filter: about 3% larger files)
   faster encode and decode:        --codec walloc-rgb-light
   smaller files, same quality:     --refine 20   (about a minute per photo; decoding unchanged)
   another rate:                    --quality 1 (smallest file) .. 6 (best picture)
@@ -61,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "decoding is unchanged (default 0: off)")
     p.add_argument("--no-filter", action="store_true",
                    help="images, codecs that send a per-image restoration filter (walloc-rgb-rd, walloc-rgb-rd-gmm): "
-                        "do not fit one; encoding is about 1 s faster per 768x512 photo, files about 2%% larger "
+                        "do not fit one; encoding is about 1 s faster per 768x512 photo, files about 3%% larger "
                         "at equal quality (BD-rate on the val photos)")
     p.add_argument("--preset", choices=("fast", "medium", "slow"), default=None,
                    help="codecs fitted at encode time: fitting steps per image (overfit-rgb: fast 300 / medium 1000 "
