@@ -70,6 +70,8 @@ def test_varints_are_leb128_and_zigzag_maps_small_magnitudes_to_small_codes():
         V.get_varint(b"\x80\x80", 0, W._DAMAGED)
     with pytest.raises(BitstreamError, match="runs past its end"):
         V.get_varint(b"\xff" * 12, 0, W._DAMAGED)  # more than 64 bits of continuation
+    with pytest.raises(BitstreamError, match="runs past its end"):
+        V.get_varint(b"\xff" * 10 + b"\x01", 0, W._DAMAGED)  # an 11th byte: beyond 64 bits
     assert V.get_varint(b"\xff" * 9 + b"\x01", 0, W._DAMAGED)[0] == 2**64 - 1  # exactly 64 bits is fine
 
 
