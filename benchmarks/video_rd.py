@@ -5,6 +5,8 @@ frames, 416x240) and bus (17 frames, CIF).
 
     python benchmarks/video_rd.py [--data ../shared/data/video] [--out docs/results/video_rd]
     python benchmarks/video_rd.py --items BasketballPass_416x240_f51-100.y4m --out docs/results/video_rd_f51-100
+    python benchmarks/video_rd.py --out docs/results/video_mc_rd --codec walloc-video-mc \
+        --codec walloc-video-mc+gop1 --codec walloc-video --codec h264-ld --codec h265-ld
     python benchmarks/video_rd.py --out docs/results/nirvana_rd --codec nirvana-video --codec walloc-video \
         --codec h264-ld --codec h265-ld --items bus_cif_352x288_17f.y4m \
         --items foreman_qcif_176x144_10f.y4m --items BasketballPass_416x240_12f.y4m
@@ -66,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         argv += ["--codec", name]
     for item in args.items or ("BasketballPass_416x240_100f.y4m", "bus_cif_352x288_17f.y4m"):
         argv += ["--images", item]
-    for anchor in ("walloc-video+gop1", "h264-ld"):
-        if anchor in (args.codec or CODECS):
+    codecs = args.codec or CODECS
+    for anchor in [c for c in codecs if c.endswith("+gop1")][:1] + ["h264-ld"]:
+        if anchor in codecs:
             argv += ["--anchor", anchor]
     rc = codec(argv)
     if rc == 0:
@@ -90,10 +93,11 @@ def per_clip(out: Path) -> None:
         for r in rows:
             if r["item"] == item:
                 curves.setdefault(r["codec"], []).append((r["rate"], r["metrics"]["psnr-yuv"]))
-        for test, anchor in (("walloc-video", "walloc-video+gop1"), ("walloc-video", "h264-ld"),
-                             ("walloc-video", "h265-ld"), ("walloc-video+gop1", "h264-ld"),
-                             ("nirvana-video", "h264-ld"), ("nirvana-video", "h265-ld"),
-                             ("nirvana-video", "walloc-video")):
+        learned = ("walloc-video", "walloc-video-mc")
+        pairs = [(c, f"{c}+gop1") for c in learned] + [(c, a) for c in learned for a in ("h264-ld", "h265-ld")]
+        pairs += [(f"{c}+gop1", "h264-ld") for c in learned] + [("walloc-video-mc", "walloc-video")]
+        pairs += [("nirvana-video", "h264-ld"), ("nirvana-video", "h265-ld"), ("nirvana-video", "walloc-video")]
+        for test, anchor in pairs:
             if test in curves and anchor in curves:
                 a, t = sorted(curves[anchor]), sorted(curves[test])
                 try:

@@ -1,7 +1,8 @@
-"""Write the stored data of the codecs fitted at encode time (nothing is trained): overfit-rgb's
-integer Laplace tables, nirvana-video's network layout (its tables travel in the stream):
+"""Write the stored data of the codecs that train nothing: overfit-rgb's integer Laplace tables,
+nirvana-video's network layout (both fitted at encode time; nirvana's tables travel in the
+stream), walloc-video-mc's motion vector tables (an overlay on walloc-rgb-rd.pt):
 
-    python -m lcodec.train.overfit_tables [--codec overfit-rgb|nirvana-video] [--out FILE]
+    python -m lcodec.train.overfit_tables [--codec overfit-rgb|nirvana-video|walloc-video-mc] [--out FILE]
 """
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import torch
 
 from lcodec.codecs.nirvana import nirvana_tables_state
 from lcodec.codecs.overfit import overfit_tables_state
+from lcodec.codecs.video_mc import motion_tables_state
 from lcodec.train.loop import record_in_manifest
 
 
-STATES = {"overfit-rgb": overfit_tables_state, "nirvana-video": nirvana_tables_state}
+STATES = {"overfit-rgb": overfit_tables_state, "nirvana-video": nirvana_tables_state,
+          "walloc-video-mc": motion_tables_state}
 
 
 def main(argv: list[str] | None = None) -> int:
