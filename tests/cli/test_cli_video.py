@@ -128,3 +128,19 @@ def test_a_failure_in_the_middle_of_a_decode_leaves_nothing_behind(stream, tmp_p
         last = err.splitlines()[-1]
         assert last.startswith("codec: error:") and "frame 5" in last and "Traceback" not in err
     assert list(work.iterdir()) == []
+
+
+def test_walloc_video_mc_through_the_cli(tmp_path, capsys):
+    """--codec walloc-video-mc: encode, info, and a PNG-folder decode that is the API's decode of
+    the same stream (8-bit frames, so the PNGs hold them exactly)."""
+    import lcodec
+
+    out = tmp_path / "mc.bin"
+    assert run("encode", CLIP, out, "--codec", "walloc-video-mc", "--gop", "3", "--quality", "2") == 0
+    capsys.readouterr()
+    info = _info(capsys, out)
+    assert (info["codec"], info["frames"], info["gop"], info["intra_frames"]) == ("walloc-video-mc", 6, 3, 2)
+    assert run("decode", out, tmp_path / "frames") == 0
+    png, _ = read_video(tmp_path / "frames")
+    api = lcodec.decompress(out.read_bytes())[0]
+    assert torch.equal(png, api)
