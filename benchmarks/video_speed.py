@@ -1,7 +1,8 @@
-"""walloc-video's encode and decode speed in frames per second on BasketballPass (416x240, the
+"""A video codec's encode and decode speed in frames per second on BasketballPass (416x240, the
 first 50 frames, GOP 32) with 2 torch threads, at qualities 1, 3 and 6: the median of 3 runs.
 
-    python benchmarks/video_speed.py [--out docs/results/video_rd/speed.json]
+    python benchmarks/video_speed.py [--codec walloc-video] [--out docs/results/video_rd/speed.json]
+    python benchmarks/video_speed.py --codec walloc-video-mc --out docs/results/video_mc_rd/speed.json
 
 Run it on an otherwise idle machine (timings, not rate-distortion).
 """
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "video")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "video_rd" / "speed.json")
     p.add_argument("--frames", type=int, default=50)
+    p.add_argument("--codec", default="walloc-video")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     import lcodec
@@ -31,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
     x, _ = read_video(args.data / "BasketballPass_416x240_100f_png", max_frames=args.frames)
     x = x.unsqueeze(0)
-    result = {"clip": "BasketballPass 416x240", "frames": args.frames, "threads": 2, "gop": 32, "qualities": {}}
+    result = {"codec": args.codec, "clip": "BasketballPass 416x240", "frames": args.frames, "threads": 2, "gop": 32, "qualities": {}}
     for q in (1, 3, 6):
-        codec = lcodec.load("walloc-video", q)
+        codec = lcodec.load(args.codec, q)
         codec.compress(x[:, :, :2])  # warm-up
         enc, dec = [], []
         for _ in range(3):
