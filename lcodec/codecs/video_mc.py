@@ -26,11 +26,14 @@ pictures alike.
 Measured choices (BasketballPass frames 51-66, ``benchmarks/video_rd.py`` for the full runs):
 32x32 blocks with overlapped compensation beat 16x16 blocks (16x16 with overlap: -12% / -31%
 bits at q1 / q3 against coding every frame intra; 32x32: -24% / -35%) and plain block copies
-(-9% / -27%, with 0.3 dB less); half-pel vectors beat integer ones.
+(-9% / -27%, with 0.3 dB less); half-pel vectors beat integer ones. walloc-video's latent-domain
+temporal prior (``lcodec.entropy.temporal``) on the residual pictures saved 0.4% of their bits at
+q3 and doubled their entropy-coding time, so the residuals use rd's intra model.
 """
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 import torch
 
@@ -42,13 +45,21 @@ from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.motion import blocks_of, compensate_overlapped, estimate, half_pel_grid
 from lcodec.registry import CodecSpec, register_codec
 
-__all__ = ["MotionVideoCodec", "MC_BLOCK", "MC_SEARCH", "MV_LAMBDA", "motion_tables_state", "walloc_video_mc"]
+__all__ = ["MotionVideoCodec", "MotionState", "MC_BLOCK", "MC_SEARCH", "MV_LAMBDA", "motion_tables_state", "walloc_video_mc"]
 
 MC_BLOCK = 32  # pixels per side of a motion block
 MC_SEARCH = 16  # the search range in whole pixels; vectors lie within +-(2 * MC_SEARCH + 1) half-pels
 MV_LAMBDA = {1: 32, 2: 24, 3: 16, 4: 12, 5: 8, 6: 8}  # SAD (8-bit luma) per bit of a vector, per quality
 RESIDUAL_OFFSET = 128
 MOTION_TABLES = "motion_tables"
+
+
+class MotionState(NamedTuple):
+    """What the next frame is coded against: the decoded frame (3, H, W), 8-bit integers (int64),
+    and its motion field (None for an intra frame)."""
+
+    picture: torch.Tensor
+    mv: torch.Tensor | None
 
 
 class MotionVideoCodec(GopCodec):
@@ -108,42 +119,42 @@ class MotionVideoCodec(GopCodec):
         y_hat = self.image.entropy.decode(tuple(sections), shape, self.rate, self.image.transform.carried(g), what)
         return self._picture(y_hat, size)
 
-    def encode_frame(self, frame: torch.Tensor, prev: torch.Tensor | None) -> tuple[list[bytes], torch.Tensor]:
-        """One frame (3, H, W) in [0, 1] -> (its sub-sections, the decoded frame, 8-bit); ``prev``
-        (the previous decoded frame) None codes it intra."""
+    def encode_frame(self, frame: torch.Tensor, prev: MotionState | None) -> tuple[list[bytes], MotionState]:
+        """One frame (3, H, W) in [0, 1] -> (its sub-sections, its state: the decoded frame and its
+        motion field); ``prev`` (the previous frame's state) None codes it intra."""
         x = self._checked(frame)
         if prev is None:
             sections, decoded = self._code_picture(x)
-            return [b"", *sections], decoded
-        if prev.shape != x.shape:
+            return [b"", *sections], MotionState(decoded, None)
+        if prev.picture.shape != x.shape:
             raise InputError(f"frame of {x.shape[-2]}x{x.shape[-1]} differs in size from the previous one")
-        mv = estimate(x, prev, self.block, self.search, self.lam)
-        prediction = compensate_overlapped(half_pel_grid(prev), mv, self.block)
+        mv = estimate(x, prev.picture, self.block, self.search, self.lam)
+        prediction = compensate_overlapped(half_pel_grid(prev.picture), mv, self.block)
         residual = (x - prediction + RESIDUAL_OFFSET).clamp_(0, 255)
         sections, decoded = self._code_picture(residual)
-        return [self.motion.encode(mv), *sections], self._reconstruct(prediction, decoded)
+        return [self.motion.encode(mv, prev.mv), *sections], MotionState(self._reconstruct(prediction, decoded), mv)
 
     @staticmethod
     def _reconstruct(prediction: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return (prediction + residual - RESIDUAL_OFFSET).clamp_(0, 255)
 
-    def decode_frame(self, sections: list[bytes], kind: int, size: tuple[int, int], prev: torch.Tensor | None,
-                     what: str) -> torch.Tensor:
-        """A frame's sub-sections -> the decoded frame (3, H, W), 8-bit integers (int64)."""
+    def decode_frame(self, sections: list[bytes], kind: int, size: tuple[int, int], prev: MotionState | None,
+                     what: str) -> MotionState:
+        """A frame's sub-sections -> its state (the decoded frame, 8-bit integers, and its motion field)."""
         motion, pictures = sections[0], sections[1:]
         if kind == INTRA:
             if motion:
                 raise BitstreamError(f"{what}: an intra frame with a motion section (damaged stream)")
-            return self._decode_picture(pictures, size, what)
+            return MotionState(self._decode_picture(pictures, size, what), None)
         if prev is None:
             raise BitstreamError(f"{what}: a predicted frame without a previous frame")
-        mv = self.motion.decode(motion, blocks_of(*size, self.block), what)
-        prediction = compensate_overlapped(half_pel_grid(prev), mv, self.block)
-        return self._reconstruct(prediction, self._decode_picture(pictures, size, what))
+        mv = self.motion.decode(motion, blocks_of(*size, self.block), prev.mv, what)
+        prediction = compensate_overlapped(half_pel_grid(prev.picture), mv, self.block)
+        return MotionState(self._reconstruct(prediction, self._decode_picture(pictures, size, what)), mv)
 
-    def frame_pixels(self, state: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """A decoded frame (8-bit integers) -> float32 in [0, 1]."""
-        return state.float() / 255
+    def frame_pixels(self, state: MotionState, size: tuple[int, int]) -> torch.Tensor:
+        """A decoded frame's state -> the frame, float32 in [0, 1]."""
+        return state.picture.float() / 255
 
     def forward(self, x: torch.Tensor):  # pragma: no cover - nothing of its own to train
         raise ModelError(f"{self.name} has nothing to train: it codes with walloc-rgb-rd's weights and stored "
@@ -181,9 +192,10 @@ def motion_tables_state() -> dict[str, object]:
     transform="walloc-rgb-rd's image transform on intra frames and on motion-compensated residuals (sym4 wavelet "
               "packet J=3 + CNN encoder/decoder, six-rate gain ladder, post-filter); half-pel overlapped block "
               "motion compensation from the previous decoded frame, one vector per 32x32 block",
-    entropy_model="rd's hyperprior with channel context for intra and residual pictures; motion vectors as "
-                  "differences from their median predictor, each component with the cheapest of 12 stored "
-                  "geometric tables",
+    entropy_model="rd's hyperprior with channel context for intra and residual pictures; a spatiotemporal model "
+                  "of the motion vectors: differences from a spatial (neighbours' median), temporal (the previous "
+                  "frame's co-located vector) or joint predictor chosen per frame, each component with the "
+                  "cheapest of 12 stored geometric tables",
     paper="Lu et al., DVC: An End-to-end Deep Video Compression Framework, CVPR 2019 (the hybrid structure); "
           "Jacobellis & Yadwadkar, Learned Compression for Compressed Learning, 2024",
     description="learned video codec with motion compensation: low-delay P frames, an intra frame every --gop "

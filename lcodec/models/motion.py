@@ -28,8 +28,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["half_pel_grid", "compensate", "compensate_overlapped", "estimate", "median_predictor", "luma",
-           "blocks_of"]
+__all__ = ["half_pel_grid", "compensate", "compensate_overlapped", "estimate", "median_predictor",
+           "joint_predictor", "luma", "blocks_of"]
 
 
 def blocks_of(h: int, w: int, block: int) -> tuple[int, int]:
@@ -133,6 +133,17 @@ def median_predictor(mv: torch.Tensor) -> torch.Tensor:
     med = torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), c))
     med[0] = a[0]
     return med
+
+
+def joint_predictor(mv: torch.Tensor, colocated: torch.Tensor) -> torch.Tensor:
+    """Each block's predictor from space and time: the component-wise median of its left and upper
+    neighbours' vectors and the previous frame's vector at the same block (``colocated``); a
+    neighbour outside the picture is replaced by the co-located vector."""
+    m, col = mv.long(), colocated.long()
+    a, b = col.clone(), col.clone()
+    a[:, 1:] = m[:, :-1]
+    b[1:] = m[:-1]
+    return torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), col))
 
 
 def _block_sad(target: torch.Tensor, pred: torch.Tensor, block: int) -> torch.Tensor:

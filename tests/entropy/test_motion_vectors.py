@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from lcodec.bitstream.coder import encode_symbols
-from lcodec.entropy.motion_vectors import RATIOS, MotionVectorModel, geometric_tables
+from lcodec.entropy.motion_vectors import PREDICTORS, RATIOS, MotionVectorModel, geometric_tables
 from lcodec.errors import BitstreamError, ModelError
-from lcodec.models.motion import median_predictor
+from lcodec.models.motion import joint_predictor, median_predictor
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (5, 8)])
@@ -18,8 +18,9 @@ def test_round_trip(shape):
     g = torch.Generator().manual_seed(sum(shape))
     for mv in (torch.randint(-33, 34, (*shape, 2), generator=g), torch.zeros(*shape, 2, dtype=torch.long),
                torch.full((*shape, 2), -33)):
-        data = model.encode(mv)
-        assert torch.equal(model.decode(data, shape, "test"), mv)
+        for col in (None, torch.randint(-33, 34, (*shape, 2), generator=g), (mv + 1).clamp(-33, 33)):
+            data = model.encode(mv, col)
+            assert torch.equal(model.decode(data, shape, col, "test"), mv)
 
 
 def test_the_encoder_writes_the_cheapest_table_for_each_component():
@@ -27,11 +28,43 @@ def test_the_encoder_writes_the_cheapest_table_for_each_component():
     g = torch.Generator().manual_seed(1)
     mv = torch.stack([torch.randint(-1, 2, (6, 9), generator=g), torch.randint(-30, 31, (6, 9), generator=g)], -1)
     data = model.encode(mv)
-    d = (mv - median_predictor(mv)).reshape(-1, 2).numpy()
+    col = torch.zeros_like(mv)  # no previous field: the co-located vectors are zero
+    d = (mv - (median_predictor(mv), col, joint_predictor(mv, col))[data[0]]).reshape(-1, 2).numpy()
     for c in range(2):
         costs = [model.tables.information_content(d[:, c], np.full(len(d), t)) for t in range(len(RATIOS))]
-        assert data[c] == int(np.argmin(costs))
-    assert data[0] < data[1]  # small differences choose a steeper law than wide ones
+        assert data[1 + c] == int(np.argmin(costs))
+    assert data[1] < data[2]  # small differences choose a steeper law than wide ones
+
+
+def _bits(model, d: np.ndarray) -> float:
+    return sum(min(model.tables.information_content(d[:, c], np.full(len(d), t)) for t in range(len(RATIOS)))
+               for c in range(2))
+
+
+def test_the_encoder_writes_the_cheapest_predictor():
+    """A field that repeats the previous one is predicted in time; a smooth field that does not is
+    predicted in space; each choice is the one of least information content."""
+    model = MotionVectorModel(33)
+    g = torch.Generator().manual_seed(3)
+    rough = torch.randint(-20, 21, (6, 8, 2), generator=g)
+    smooth = torch.tensor([5, -3]).expand(6, 8, 2).clone()
+    for mv, col, want in ((rough, rough, "temporal"), (smooth, rough, "spatial")):
+        data = model.encode(mv, col)
+        costs = [_bits(model, (mv - p).reshape(-1, 2).numpy())
+                 for p in (median_predictor(mv), col, joint_predictor(mv, col))]
+        assert data[0] == int(np.argmin(costs)) == PREDICTORS.index(want), costs
+
+
+def test_joint_predictor_follows_its_definition():
+    g = torch.Generator().manual_seed(4)
+    mv, col = torch.randint(-9, 10, (4, 5, 2), generator=g), torch.randint(-9, 10, (4, 5, 2), generator=g)
+    got = joint_predictor(mv, col)
+    for i in range(4):
+        for j in range(5):
+            c = col[i, j].tolist()
+            a = mv[i, j - 1].tolist() if j else c
+            b = mv[i - 1, j].tolist() if i else c
+            assert got[i, j].tolist() == [sorted((a[k], b[k], c[k]))[1] for k in range(2)]
 
 
 def test_a_smooth_field_costs_far_less_than_a_random_one():
@@ -58,14 +91,16 @@ def test_tables_are_geometric_and_the_shipped_ones_are_the_built_ones():
 def test_damaged_sections_are_refused():
     model = MotionVectorModel(33)
     data = model.encode(torch.zeros(2, 2, 2, dtype=torch.long))
-    with pytest.raises(BitstreamError, match="table"):
-        model.decode(bytes([len(RATIOS)]) + data[1:], (2, 2), "frame 1")
-    with pytest.raises(BitstreamError, match="table"):
-        model.decode(data[:1], (2, 2), "frame 1")
-    # a difference that takes the first vector beyond the search range (the table still has it)
-    beyond = bytes([5, 5]) + encode_symbols(np.array([34, 0, 0, 0]), np.full(4, 5), model.tables)
-    with pytest.raises(BitstreamError, match="search range"):
-        model.decode(beyond, (1, 2), "frame 1")
+    for bad in (bytes([len(PREDICTORS)]) + data[1:], data[:1] + bytes([len(RATIOS)]) + data[2:],
+                data[:2] + bytes([len(RATIOS)]) + data[3:], data[:2]):
+        with pytest.raises(BitstreamError, match="predictor or table"):
+            model.decode(bad, (2, 2), None, "frame 1")
+    # a difference that takes the first vector beyond the search range (the table still has it), by
+    # each predictor
+    for mode in range(len(PREDICTORS)):
+        beyond = bytes([mode, 5, 5]) + encode_symbols(np.array([34, 0, 0, 0]), np.full(4, 5), model.tables)
+        with pytest.raises(BitstreamError, match="search range"):
+            model.decode(beyond, (1, 2), None, "frame 1")
 
 
 def test_the_encoder_refuses_a_field_beyond_its_limit():
