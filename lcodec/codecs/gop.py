@@ -100,6 +100,14 @@ class GopCodec(Codec):
 
     modality = "video"
 
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        return self.image.qualities
+
+    @property
+    def rate(self) -> int:
+        return self.image.rate
+
     def _frame_geometry(self, h: int, w: int) -> Geometry:
         return Geometry(shape=(1, 3, h, w))
 

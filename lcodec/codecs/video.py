@@ -55,14 +55,6 @@ class VideoCodec(GopCodec):
         self.weights_hash = bytes(32)
 
     @property
-    def qualities(self) -> tuple[int, ...]:
-        return self.image.qualities
-
-    @property
-    def rate(self) -> int:
-        return self.image.rate
-
-    @property
     def sections_per_frame(self) -> int:
         return self.temporal.num_sections
 

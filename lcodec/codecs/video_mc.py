@@ -83,14 +83,6 @@ class MotionVideoCodec(GopCodec):
         self.weights_hash = bytes(32)
 
     @property
-    def qualities(self) -> tuple[int, ...]:
-        return self.image.qualities
-
-    @property
-    def rate(self) -> int:
-        return self.image.rate
-
-    @property
     def sections_per_frame(self) -> int:
         return 1 + self.image.entropy.num_sections(self.rate)
 
@@ -210,8 +202,9 @@ def motion_tables_state() -> dict[str, object]:
 @register_codec(CodecSpec(
     name="walloc-video-mc", modality="video", qualities=(1, 2, 3, 4, 5, 6), default_quality=3,
     transform="walloc-rgb-rd's image transform on intra frames and on motion-compensated residuals (sym4 wavelet "
-              "packet J=3 + CNN encoder/decoder, six-rate gain ladder, post-filter); half-pel overlapped block "
-              "motion compensation from the previous decoded frame, one vector per 32x32 block",
+              "packet J=3 + CNN encoder/decoder, six-rate gain ladder; its post-filter on intra pictures only); "
+              "half-pel overlapped block motion compensation from the previous decoded frame, one vector per "
+              "32x32 block",
     entropy_model="rd's hyperprior with channel context for intra and residual pictures; a spatiotemporal model "
                   "of the motion vectors: differences from a spatial (neighbours' median), temporal (the previous "
                   "frame's co-located vector) or joint predictor chosen per frame, each component with the "

@@ -21,9 +21,9 @@ def stream(tmp_path_factory) -> Path:
     return out
 
 
-def test_encode_defaults_to_walloc_video_and_info_describes_the_frames(stream, capsys):
+def test_encode_defaults_to_walloc_video_mc_and_info_describes_the_frames(stream, capsys):
     info = _info(capsys, stream)
-    assert (info["codec"], info["modality"], info["frames"], info["size"]) == ("walloc-video", "video", 6, "96x64")
+    assert (info["codec"], info["modality"], info["frames"], info["size"]) == ("walloc-video-mc", "video", 6, "96x64")
     assert (info["gop"], info["intra_frames"], info["fps"]) == (4, 2, 50.0)
     assert len(info["bits_per_frame"]) == 6
     assert sum(info["bits_per_frame"]) < 8 * info["total_bytes"]
