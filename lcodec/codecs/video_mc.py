@@ -41,7 +41,6 @@ from typing import NamedTuple
 
 import torch
 
-from lcodec.bitstream.container import Geometry
 from lcodec.codecs.assembly import ComposedCodec
 from lcodec.codecs.gop import INTRA, GopCodec
 from lcodec.entropy.motion_vectors import MotionVectorModel
@@ -49,7 +48,8 @@ from lcodec.errors import BitstreamError, InputError, ModelError
 from lcodec.models.motion import blocks_of, compensate_overlapped, estimate, half_pel_grid
 from lcodec.registry import CodecSpec, register_codec
 
-__all__ = ["MotionVideoCodec", "MotionState", "MC_BLOCK", "MC_SEARCH", "MV_LAMBDA", "motion_tables_state", "walloc_video_mc"]
+__all__ = ["MotionVideoCodec", "MotionState", "MC_BLOCK", "MC_SEARCH", "MV_LAMBDA", "motion_tables_state",
+           "walloc_video_mc"]
 
 MC_BLOCK = 32  # pixels per side of a motion block
 MC_SEARCH = 16  # the search range in whole pixels; vectors lie within +-(2 * MC_SEARCH + 1) half-pels
@@ -189,14 +189,12 @@ class MotionVideoCodec(GopCodec):
 def motion_tables_state() -> dict[str, object]:
     """walloc-video-mc's weights file: an overlay on walloc-rgb-rd.pt that adds only the motion
     vector tables (built, not trained: ``lcodec.entropy.motion_vectors.geometric_tables``)."""
-    import hashlib as _h
-
     from lcodec.api import weights_path
 
     base = weights_path("walloc-rgb-rd", 1)
     return {"name": "walloc-video-mc", "qualities": [1, 2, 3, 4, 5, 6], "state_dict": {},
             MOTION_TABLES: MotionVectorModel(2 * MC_SEARCH + 1).tables.to_state(),
-            "base": base.name, "base_sha256": _h.sha256(base.read_bytes()).hexdigest(), "replaced": "motion."}
+            "base": base.name, "base_sha256": hashlib.sha256(base.read_bytes()).hexdigest(), "replaced": "motion."}
 
 
 @register_codec(CodecSpec(

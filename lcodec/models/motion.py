@@ -12,7 +12,10 @@ prediction on any machine and thread count:
   are the pixels, half positions the rounded means ``(a + b + 1) >> 1`` of the two neighbours
   and ``(a + b + c + d + 2) >> 2`` of the four (H.264's bilinear chroma rule, applied to RGB);
 - a vector may point outside the picture: grid coordinates are clamped to the grid, which is the
-  same as padding the reference by repeating its border.
+  same as padding the reference by repeating its border;
+- ``compensate`` reads each block at its vector; ``compensate_overlapped`` (what the codec
+  uses) blends, per pixel, the reads of the four blocks whose centres surround it with integer
+  bilinear weights, then rounds once.
 
 Estimation (``estimate``) is the encoder's choice, outside the decoder's contract, but it is
 integer too (luma SAD), so the same input gives the same stream everywhere. It searches
