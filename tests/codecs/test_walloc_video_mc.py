@@ -208,6 +208,9 @@ def test_a_frame_that_is_not_rgb_is_refused(video, clip):
     """(The arguments every GOP codec refuses: tests/codecs/test_gop_codecs.py.)"""
     with pytest.raises(InputError, match=r"\(3, H, W\) frame"):
         video.encode_frame(clip[0, :2, 0], None)
+    _, state = video.encode_frame(clip[0, :, 0, :32, :32], None)
+    with pytest.raises(InputError, match="differs in size"):  # called directly, without compress's check
+        video.encode_frame(clip[0, :, 1], state)
 
 
 @pytest.mark.gpu
