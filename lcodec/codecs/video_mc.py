@@ -35,7 +35,6 @@ q3 and doubled their entropy-coding time, so the residuals use rd's intra model.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 from typing import NamedTuple
 
@@ -104,23 +103,14 @@ class MotionVideoCodec(GopCodec):
         sections, y_hat = self.image.entropy.encode(y64, self.rate, self.image.transform.carried(g), latents=True)
         return list(sections), self._picture(y_hat, tuple(pic.shape[-2:]), residual)
 
-    def _residual_decoder(self):
-        """The image codec's exact decoder without its post-filter (residual pictures)."""
-        full = self.image.exact_decoder()
-        if full is None:
-            raise ModelError(f"{self.name} needs an image codec with an exact decoder")
-        cached = getattr(self, "_plain", None)
-        if cached is None or cached[0] is not full:
-            plain = copy.copy(full)
-            plain.post = None
-            cached = self._plain = (full, plain)
-        return cached[1]
-
     def _picture(self, y_hat: torch.Tensor, size: tuple[int, int], residual: bool) -> torch.Tensor:
         """Decoded latents -> the image codec's exact picture (without the post-filter for a
         residual), rounded to 8 bits (int64)."""
         if residual:
-            x = self.image.transform.crop(self._residual_decoder()(y_hat.float()), size)[0]
+            exact = self.image.exact_decoder()
+            if exact is None:
+                raise ModelError(f"{self.name} needs an image codec with an exact decoder")
+            x = self.image.transform.crop(exact(y_hat.float(), postfilter=False), size)[0]
         else:
             x = self.image.decode_latents(y_hat.float(), size=size)[0]
         return (x.double() * 255).round_().clamp_(0, 255).long()

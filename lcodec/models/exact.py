@@ -334,7 +334,9 @@ class ExactWallocDecoder:
 
     # -------------------------------------------------------------- the decoder
     @torch.no_grad()
-    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
+    def __call__(self, latents: torch.Tensor, postfilter: bool = True) -> torch.Tensor:
+        """``postfilter`` False: the synthesis output without the post-filter (walloc-video-mc's
+        residual pictures)."""
         y = latents.detach().cpu().double()
         if not bool(y.abs().max() < LATENT_LIMIT):  # also refuses NaN
             raise ModelError(f"the exact decoder takes latents below {LATENT_LIMIT} in magnitude")
@@ -346,7 +348,7 @@ class ExactWallocDecoder:
         h = _residual(self.blocks, self.head(y))
         a = self._inverse_packet(_clamp(skip + self.tail(h)))
         a = a + round(self.offset * 2**ACT_BITS)
-        if self.post is not None:
+        if self.post is not None and postfilter:
             a = self._postfilter(a)
         return (a * 2.0**-ACT_BITS).float()
 

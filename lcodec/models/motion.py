@@ -190,8 +190,9 @@ def estimate(cur: torch.Tensor, ref: torch.Tensor, block: int, search: int, lam:
     mv.clamp_(-2 * search, 2 * search)
     pred = median_predictor(mv)
     grid = half_pel_grid(yr[None])
-    # refine at full resolution around the coarse vector, then the half-pel neighbours
-    for radius, step in ((2 if s > 1 else 0, 2), (1, 1)):
+    # refine at full resolution around the coarse vector (a full-resolution search needs none),
+    # then the half-pel neighbours
+    for radius, step in ((2, 2), (1, 1)) if s > 1 else ((1, 1),):
         base, best = mv.clone(), None
         for dy in range(-radius, radius + 1):
             for dx in range(-radius, radius + 1):
