@@ -24,6 +24,14 @@ def photo() -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
+def basketball() -> torch.Tensor:
+    """The fixture clip: 6 frames of BasketballPass at 96x64, (1, 3, 6, 64, 96) in [0, 1]."""
+    from lcodec.io.video import read_video
+
+    return read_video(FIXTURES / "basketball_96x64_6f.y4m")[0].unsqueeze(0)
+
+
+@pytest.fixture(scope="session")
 def codec():
     import lcodec
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from lcodec.errors import BitstreamError, InputError
-from tests.conftest import FIXTURES
 
 CODECS = ["walloc-video", "walloc-video-mc"]
 
@@ -21,17 +20,10 @@ def _load(name: str):
     return lcodec.load(name, 3)
 
 
-@pytest.fixture(scope="module")
-def clip() -> torch.Tensor:
-    from lcodec.io.video import read_video
-
-    return read_video(FIXTURES / "basketball_96x64_6f.y4m")[0].unsqueeze(0)  # (1, 3, 6, 64, 96)
-
-
 @pytest.mark.parametrize("name", CODECS)
-def test_decoding_from_a_middle_intra_frame_matches_the_full_decode(name, clip):
+def test_decoding_from_a_middle_intra_frame_matches_the_full_decode(name, basketball):
     video = _load(name)
-    data = video.compress(clip, gop=3)
+    data = video.compress(basketball, gop=3)
     full = video.decompress(data)
     assert torch.equal(video.decompress(data, frames=(3, 6)), full[:, :, 3:6])
     assert torch.equal(video.decompress(data, frames=(4, 5)), full[:, :, 4:5])  # starts at intra frame 3
@@ -56,9 +48,9 @@ def test_odd_and_tiny_sizes_decode_to_the_encoders_frames(name, size):
 
 
 @pytest.mark.parametrize("name", CODECS)
-def test_damaged_streams_are_refused(name, clip):
+def test_damaged_streams_are_refused(name, basketball):
     video = _load(name)
-    data = video.compress(clip, gop=4)
+    data = video.compress(basketball, gop=4)
     for bad in (data[:-7], data[: len(data) // 2], data[:40]):
         with pytest.raises(BitstreamError):
             video.decompress(bad)
@@ -69,15 +61,15 @@ def test_damaged_streams_are_refused(name, clip):
 
 
 @pytest.mark.parametrize("name", CODECS)
-def test_bad_arguments(name, clip):
+def test_bad_arguments(name, basketball):
     video = _load(name)
     with pytest.raises(InputError, match="gop"):
-        video.compress(clip, gop=0)
+        video.compress(basketball, gop=0)
     with pytest.raises(InputError):
-        video.compress(clip[0, 0])
+        video.compress(basketball[0, 0])
     with pytest.raises(InputError, match="no frames"):
         video.compress_frames(iter([]))
     with pytest.raises(InputError, match="frame 1"):
-        video.compress_frames(iter([clip[0, :, 0], clip[0, :, 1, :32]]))
+        video.compress_frames(iter([basketball[0, :, 0], basketball[0, :, 1, :32]]))
     with pytest.raises(InputError):
-        video.compress(clip * 255)  # pixel values outside [0, 1]
+        video.compress(basketball * 255)  # pixel values outside [0, 1]

@@ -24,13 +24,6 @@ GOLDEN = ROOT / "tests" / "data" / "golden" / "walloc-video-mc.json"
 
 
 @pytest.fixture(scope="module")
-def clip() -> torch.Tensor:
-    from lcodec.io.video import read_video
-
-    return read_video(CLIP)[0].unsqueeze(0)  # (1, 3, 6, 64, 96)
-
-
-@pytest.fixture(scope="module")
 def video():
     import lcodec
 
@@ -54,36 +47,36 @@ def _frames(video, data: bytes) -> list[list[bytes]]:
     return out
 
 
-def test_the_decoder_shows_what_the_encoder_reconstructed(video, clip):
+def test_the_decoder_shows_what_the_encoder_reconstructed(video, basketball):
     """Frame by frame, the decoded frame is the encoder's reconstruction (the reference of the next
     frame): prediction + decoded residual - 128, with the residual decoded by rd's exact decoder."""
-    data = video.compress(clip, fps=50, gop=4)
+    data = video.compress(basketball, fps=50, gop=4)
     c, index = video.parse(data)
     assert c.geometry.shape == (1, 3, 6, 64, 96) and c.geometry.fps_num / c.geometry.fps_den == 50
     assert index.kinds == [INTRA, PREDICTED, PREDICTED, PREDICTED, INTRA, PREDICTED]
     x_hat = video.decompress(data)
-    assert x_hat.shape == clip.shape and x_hat.dtype == torch.float32
+    assert x_hat.shape == basketball.shape and x_hat.dtype == torch.float32
     prev = None
     for t in range(6):
-        sections, prev = video.encode_frame(clip[0, :, t], None if t % 4 == 0 else prev)
+        sections, prev = video.encode_frame(basketball[0, :, t], None if t % 4 == 0 else prev)
         assert torch.equal(_u8(x_hat[0, :, t]), prev.picture), t
         assert sections == _frames(video, data)[t], t
 
 
-def test_a_predicted_frame_is_the_prediction_plus_rds_decoded_residual(video, clip):
+def test_a_predicted_frame_is_the_prediction_plus_rds_decoded_residual(video, basketball):
     """The composition, spelled out with the parts: motion field from the section, overlapped
     compensation from the decoded previous frame, rd's exact synthesis of the residual sections
     without its post-filter."""
     import lcodec
     from lcodec.models.motion import blocks_of, compensate_overlapped, half_pel_grid
 
-    data = video.compress(clip[:, :, :2], gop=4)
+    data = video.compress(basketball[:, :, :2], gop=4)
     frames = _frames(video, data)
     x_hat = _u8(video.decompress(data))
     rd = lcodec.load("walloc-rgb-rd", 3)
     mv = video.motion.decode(frames[1][0], blocks_of(64, 96, 32), None, "frame 1")
     prediction = compensate_overlapped(half_pel_grid(x_hat[0, :, 0]), mv, 32)
-    residual_stream = write_container(replace(read_container(rd.compress(clip[:, :, 1], restoration=False)),
+    residual_stream = write_container(replace(read_container(rd.compress(basketball[:, :, 1], restoration=False)),
                                               sections=tuple(frames[1][1:])))
     latents = rd.decompress_latents(residual_stream)[0]
     residual = _u8(rd.transform.crop(rd.exact_decoder()(latents, postfilter=False), (64, 96))[0])
@@ -92,18 +85,18 @@ def test_a_predicted_frame_is_the_prediction_plus_rds_decoded_residual(video, cl
     assert torch.equal(x_hat[0, :, 1], (prediction + residual - 128).clamp(0, 255))
 
 
-def test_intra_frames_are_walloc_rgb_rd_coding_the_frame(video, clip):
+def test_intra_frames_are_walloc_rgb_rd_coding_the_frame(video, basketball):
     """With --gop 1 each frame is an empty motion section, then rd's own entropy-model sections for
     that frame (as 8-bit RGB: frames are coded in 8 bits), and it decodes to rd's picture of it."""
     import lcodec
 
     rd = lcodec.load("walloc-rgb-rd", 3)
-    data = video.compress(clip, gop=1)
+    data = video.compress(basketball, gop=1)
     _, index = video.parse(data)
     assert index.kinds == [INTRA] * 6
     x_hat = video.decompress(data)
     for t, sections in enumerate(_frames(video, data)):
-        frame = _u8(clip[:, :, t]).float() / 255
+        frame = _u8(basketball[:, :, t]).float() / 255
         own = rd.compress(frame, restoration=False)
         assert sections == [b"", *read_container(own).sections], t
         assert torch.equal(_u8(x_hat[:, :, t]), _u8(rd.decompress(own)))
@@ -131,9 +124,9 @@ def test_motion_makes_a_pan_cheap_and_no_worse(video):
     assert psnr(mc) > psnr(intra) - 0.3, (psnr(mc), psnr(intra))
 
 
-def test_predicted_frames_cost_less_than_intra_frames_on_real_motion(video, clip):
-    gop1 = len(video.compress(clip, gop=1))
-    gop6 = len(video.compress(clip, gop=6))
+def test_predicted_frames_cost_less_than_intra_frames_on_real_motion(video, basketball):
+    gop1 = len(video.compress(basketball, gop=1))
+    gop6 = len(video.compress(basketball, gop=6))
     assert gop6 < 0.8 * gop1, (gop6, gop1)
 
 
@@ -149,8 +142,8 @@ print(hashlib.sha256(data).hexdigest(), hashlib.sha256(codec.decompress(data).nu
 """
 
 
-def test_identical_bytes_and_frames_across_processes_and_threads(video, clip):
-    data = video.compress(clip, fps=50, gop=4)
+def test_identical_bytes_and_frames_across_processes_and_threads(video, basketball):
+    data = video.compress(basketball, fps=50, gop=4)
     here = f"{hashlib.sha256(data).hexdigest()} {hashlib.sha256(video.decompress(data).numpy().tobytes()).hexdigest()}"
     for threads in (1, 2):
         out = subprocess.run([sys.executable, "-c", _SCRIPT, str(threads), str(CLIP)],
@@ -158,15 +151,15 @@ def test_identical_bytes_and_frames_across_processes_and_threads(video, clip):
         assert out.stdout.strip() == here
 
 
-def test_golden_bitstream(clip, request):
-    """sha256 of the streams the shipped weights write for the fixture clip, and of their decoded
+def test_golden_bitstream(basketball, request):
+    """sha256 of the streams the shipped weights write for the fixture basketball, and of their decoded
     8-bit frames, at three qualities."""
     import lcodec
 
     got = {}
     for q in (1, 3, 6):
         codec = lcodec.load("walloc-video-mc", q)
-        data = codec.compress(clip, fps=50, gop=4)
+        data = codec.compress(basketball, fps=50, gop=4)
         got[f"walloc-video-mc-q{q}"] = hashlib.sha256(data).hexdigest()
         got[f"walloc-video-mc-q{q}-frames"] = hashlib.sha256(
             _u8(codec.decompress(data)).to(torch.uint8).numpy().tobytes()).hexdigest()
@@ -183,10 +176,10 @@ def _resealed(video, data: bytes, frames: list[list[bytes]]) -> bytes:
     return write_container(replace(c, sections=(index.to_bytes(), payload)))
 
 
-def test_resealed_streams_with_lying_sections_are_refused(video, clip):
+def test_resealed_streams_with_lying_sections_are_refused(video, basketball):
     """Streams whose CRC is valid but whose content lies: an intra frame with a motion section, a
     motion section choosing a table that does not exist, a stream made for another codec."""
-    data = video.compress(clip[:, :, :3], gop=4)
+    data = video.compress(basketball[:, :, :3], gop=4)
     frames = _frames(video, data)
     with_motion = [[frames[1][0], *frames[0][1:]], *frames[1:]]
     with pytest.raises(BitstreamError, match="intra frame with a motion section"):
@@ -201,25 +194,25 @@ def test_resealed_streams_with_lying_sections_are_refused(video, clip):
         other.decompress(data)
 
 
-def test_a_frame_that_is_not_rgb_is_refused(video, clip):
+def test_a_frame_that_is_not_rgb_is_refused(video, basketball):
     """(The arguments every GOP codec refuses: tests/codecs/test_gop_codecs.py.)"""
     with pytest.raises(InputError, match=r"\(3, H, W\) frame"):
-        video.encode_frame(clip[0, :2, 0], None)
-    _, state = video.encode_frame(clip[0, :, 0, :32, :32], None)
+        video.encode_frame(basketball[0, :2, 0], None)
+    _, state = video.encode_frame(basketball[0, :, 0, :32, :32], None)
     with pytest.raises(InputError, match="differs in size"):  # called directly, without compress's check
-        video.encode_frame(clip[0, :, 1], state)
+        video.encode_frame(basketball[0, :, 1], state)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_and_cpu_write_and_read_the_same_streams(video, clip):
+def test_cuda_and_cpu_write_and_read_the_same_streams(video, basketball):
     """Motion and the exact synthesis run in integers on the CPU; the image codec's analysis may
     run on CUDA: a CUDA encoder writes the CPU encoder's bytes (or at least streams both decode
     to the same frames, since the decode of a given stream never depends on the device)."""
     import copy
 
     gpu = copy.deepcopy(video).cuda()
-    here = video.compress(clip, gop=4)
-    there = gpu.compress(clip.cuda(), gop=4)
+    here = video.compress(basketball, gop=4)
+    there = gpu.compress(basketball.cuda(), gop=4)
     assert torch.equal(gpu.decompress(here).cpu(), video.decompress(here))
     assert torch.equal(gpu.decompress(there).cpu(), video.decompress(there))
