@@ -56,6 +56,16 @@ def test_ste_clamp_gradient_sign_rule_holds_for_small_gradients():
     assert grad.tolist() == [0.0, -0.25, 0.75, 0.5, 0.0]
 
 
+
+def test_ste_clamp_blocked_gradient_is_zero_even_when_infinite():
+    """A blocked gradient is 0 whatever its size: an infinite upstream gradient where the clamp
+    blocks it must not turn into NaN (0 * inf) and poison the optimiser's state."""
+    x = torch.tensor([-5.0, 5.0, 0.0], requires_grad=True)
+    upstream = torch.tensor([float("inf"), float("-inf"), 1.0])
+    (grad,) = torch.autograd.grad(ste_clamp(x, -1.0, 1.0), x, upstream)
+    assert grad.tolist() == [0.0, 0.0, 1.0]
+
+
 # ------------------------------------------------------------------ IntegerConv: arguments
 def test_integer_conv_signature_defaults():
     """Defaults of the public signature: 8-bit input [0, 255] with 4 fractional bits, output [0, 255]
