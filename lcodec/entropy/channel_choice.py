@@ -128,7 +128,7 @@ class ChannelChoiceHyperprior(MeanScaleHyperprior):
         choice = self.choose(hp_symbols, hp_indexes, plain)
         where = choice.view(*choice.shape, *[1] * (y64.dim() - 2))
         symbols = torch.where(where, plain, hp_symbols)
-        y_hat = torch.where(where, plain.double(), hp_symbols.double() + self.means(z)[:, :carried])
+        y_hat = torch.where(where, plain.double(), hp_symbols.double() + self.reconstruction_means(z)[:, :carried])
         return choice, symbols, self._indexes(hp_indexes, choice), y_hat
 
     @torch.no_grad()
@@ -163,7 +163,7 @@ class ChannelChoiceHyperprior(MeanScaleHyperprior):
         flat = indexes.numpy().reshape(-1)
         check_floor(sections[2], float(np.bincount(flat, minlength=tables.num_tables) @ tables.min_bits()), what)
         symbols = torch.from_numpy(decode_symbols(sections[2], flat, tables).reshape(indexes.shape))
-        means = self.means(z)[:, :carried]
+        means = self.reconstruction_means(z)[:, :carried]
         return symbols.double() + torch.where(choice.view(b, carried, *[1] * (symbols.dim() - 2)), 0.0, means)
 
     @torch.no_grad()

@@ -157,9 +157,11 @@ class ChannelContext(nn.Module):
 
     @torch.no_grad()
     def encode(self, y64: torch.Tensor, means64: torch.Tensor, hidden: torch.Tensor,
-               extra: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+               extra: torch.Tensor | None = None,
+               reconstruction: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """float64 y and hyperprior means, hidden features -> (symbols per slice, indexes per slice,
-        y_hat float64), everything on CPU."""
+        y_hat float64), everything on CPU. ``reconstruction``: the means y_hat adds instead of
+        ``means64`` (the decoder's fixed-point means, as ``decode`` is given them)."""
         cs = self.width
         symbols, indexes, residuals = [], [], []
         for s in range(self.slices):
@@ -169,7 +171,7 @@ class ChannelContext(nn.Module):
             symbol = torch.round(y64[:, rows] - means64[:, rows] - delta)
             symbols.append(symbol.to(torch.int64))
             residuals.append(symbol + delta)
-        return symbols, indexes, means64 + torch.cat(residuals, 1)
+        return symbols, indexes, (means64 if reconstruction is None else reconstruction) + torch.cat(residuals, 1)
 
     @torch.no_grad()
     def decode(self, means64: torch.Tensor, hidden: torch.Tensor, read: Callable[[int, torch.Tensor], torch.Tensor],

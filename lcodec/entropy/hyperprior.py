@@ -11,7 +11,7 @@ Toderici (2018); table indexes from an integer network (Ballé, Johnston & Minne
       |  index_net (exact integers): z -> table indexes (B, C, h, w)
       |  h_m (float64):              z -> means         (B, C, h, w)
       |  symbols = round(y - means), Gaussian table[index] -> section 2 (or one per channel slice)
-    y_hat = symbols + means
+    y_hat = symbols + h_m in fixed point (``reconstruction_means``: the same on every machine)
 
 Only integers decoded from the stream and integer weights choose the tables, so the symbols
 decode identically on every machine; the means only shift symbols. For 2-D latents the
@@ -203,8 +203,26 @@ class MeanScaleHyperprior(nn.Module):
 
     @torch.no_grad()
     def means(self, z: torch.Tensor) -> torch.Tensor:
-        """Integer z -> means of y, float64 on CPU (encoder and decoder alike)."""
+        """Integer z -> means of y, float64 on CPU: what the encoder subtracts before rounding y to
+        its symbols (so the streams stay as they were). The decoded latents add
+        ``reconstruction_means`` instead."""
         return run_on_cpu(self.h_m, z.cpu().double())
+
+    @torch.no_grad()
+    def reconstruction_means(self, z: torch.Tensor) -> torch.Tensor:
+        """Integer z -> the means the decoded latents ``symbols + means`` use, encoder and decoder
+        alike: h_m in fixed point (``lcodec.models.exact.ExactMeans``), so the latents, and the
+        exact decoder's pixels, are the same on every machine; within 0.01 of ``means`` (the
+        latents' step is 1). Rebuilt whenever h_m's weights differ from those it was built from
+        (loading, training; compared by value, about a millisecond)."""
+        from lcodec.models.exact import ExactMeans
+
+        weights = torch.cat([p.detach().reshape(-1).cpu() for p in self.h_m.parameters()])
+        cached = getattr(self, "_exact_means", None)
+        if cached is None or not torch.equal(cached[0], weights):
+            cached = (weights.clone(), ExactMeans(self.h_m))
+            self._exact_means = cached
+        return cached[1](z)
 
     @torch.no_grad()
     def table_indexes(self, z: torch.Tensor) -> torch.Tensor:
@@ -239,11 +257,13 @@ class MeanScaleHyperprior(nn.Module):
         context. A context that only picks tables (no mean corrections) leaves every symbol
         round(y - mean), so the symbols come from the refereed float32 path (``symbols``) and
         float64 means are computed only when ``y_hat`` is asked for."""
-        if self.context.means:
-            return self.context.encode(y64, self.means(z), self.hidden(z))
+        if self.context.means:  # the symbols need the float64 means; y_hat takes the fixed-point ones
+            symbols, indexes, out = self.context.encode(y64, self.means(z), self.hidden(z),
+                                                        reconstruction=self.reconstruction_means(z) if y_hat else None)
+            return symbols, indexes, out if y_hat else None
         symbols = list(self.symbols(y64, z).split(self.context.width, dim=1))
         indexes = self.context.slice_indexes(self.hidden(z), symbols)
-        return symbols, indexes, (torch.cat(symbols, 1).double() + self.means(z)) if y_hat else None
+        return symbols, indexes, (torch.cat(symbols, 1).double() + self.reconstruction_means(z)) if y_hat else None
 
     def symbols_and_indexes(self, y64: torch.Tensor, z: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """y's symbols and table indexes, one entry per section (slice)."""
@@ -269,12 +289,12 @@ class MeanScaleHyperprior(nn.Module):
         if not write:
             if self.context is not None:
                 return (), self.context_encode(y64, z, y_hat=True)[2][:, :carried]
-            return (), self.symbols(y64, z)[:, :carried].double() + self.means(z)[:, :carried]
+            return (), self.symbols(y64, z)[:, :carried].double() + self.reconstruction_means(z)[:, :carried]
         if self.context is not None:
             symbols, indexes, y_hat = self.context_encode(y64, z, y_hat=latents)
         else:
             symbols, indexes = self.symbols_and_indexes(y64, z)
-            y_hat = symbols[0].double() + self.means(z) if latents else None
+            y_hat = symbols[0].double() + self.reconstruction_means(z) if latents else None
         payloads = tuple(self.payloads(z, [s[:, :carried] for s in symbols], [i[:, :carried] for i in indexes], rate))
         return payloads, (y_hat[:, :carried] if latents else None)
 
@@ -316,7 +336,7 @@ class MeanScaleHyperprior(nn.Module):
         self._check_carried(carried)
         self.check_sections(sections, shape, rate, carried, what)
         z, read = self.readers(sections, shape, rate, what)
-        means = self.means(z)
+        means = self.reconstruction_means(z)
         if self.context is not None:
             symbols, y_hat = self.context.decode(means, self.hidden(z), read)
             return torch.cat(symbols, 1), z, y_hat

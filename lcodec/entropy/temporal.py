@@ -205,7 +205,7 @@ class TemporalHyperprior(nn.Module):
                                          lambda s, i, o: k[:, s * cs : (s + 1) * cs] - o)
         sections = base.payloads(z, symbols, indexes, rate)
         sections[0] = np.packbits(flags.numpy().reshape(-1)).tobytes() + sections[0]
-        return sections, FrameState(k.double() + base.means(z), k)
+        return sections, FrameState(k.double() + base.reconstruction_means(z), k)
 
     @torch.no_grad()
     def decode(self, sections: list[bytes], shape: tuple[int, ...], prev_k: torch.Tensor, rate: int,
@@ -226,7 +226,7 @@ class TemporalHyperprior(nn.Module):
         z, read = base.readers(tuple(sections), shape, rate, what)
         _, _, states = self._code(base.hidden(z), prev_k, self._expand(flags, shape), lambda s, i, _o: read(s, i))
         k = torch.cat(states, 1)
-        return FrameState(k.double() + base.means(z), k)
+        return FrameState(k.double() + base.reconstruction_means(z), k)
 
     @torch.no_grad()
     def estimate_bits(self, y64: torch.Tensor, prev_k: torch.Tensor, rate: int) -> dict[str, float]:

@@ -26,6 +26,7 @@ exactly and the sum is the same integer in any order, blocking or thread count. 
 | 1x1 / 3x3 convolution, K = c_in * k inputs (K <= 1728 here) | 2**25 * 2**15 * K < 2**51 |
 | latent projections (|round(y * 2**8)| < 2**24, K <= 192) | 2**24 * 2**15 * K < 2**47 |
 | inverse packet, filter length L <= 16 | 2**25 * 2**20 * L < 2**49 |
+| means' transposed convolution on zero-stuffed integer z (|z| <= 2**25, K = 48 * 16 here) | 2**25 * 2**15 * K < 2**50 |
 
 ``IntConv`` refuses a layer whose K or bias would break the bound, rather than lose exactness.
 
@@ -34,11 +35,9 @@ clamps are integer operations. The integer weights are derived from the shipped 
 with exact operations (scaling by powers of two, ``rint``) plus, for a rate ladder, one
 ``math.exp`` per channel for the gain; a test pins the sha256 of every derived table.
 
-**What is exact, and what is not yet.** Given the latents, the output is exact. Decoded symbols
-are integers from the stream; a hyperprior codec adds its means, which ``entropy/hyperprior.py``
-computes in float64. Those are rounded to 2**-8 here, so two machines could still disagree only if
-a float64 mean differed between them (an ulp, from summation order) *and* sat within that ulp of
-a rounding boundary: about one latent in 10**12. An integer means network would close that gap.
+**What is exact.** Given the latents, the output is exact. Decoded symbols are integers from the
+stream; a hyperprior codec adds its means, which ``ExactMeans`` computes in the same fixed point
+(``MeanScaleHyperprior.reconstruction_means``), so the latents are exact too.
 
 What it costs: each activation and weight is rounded (relative 2**-15 for weights, 2**-15 for
 activations), so the decoded image moves by a small fraction of an 8-bit level from the float
@@ -56,7 +55,7 @@ from torch import nn
 
 from lcodec.errors import ModelError
 
-__all__ = ["ACT_BITS", "ACT_LIMIT", "ExactWallocDecoder", "IntConv", "gelu_table", "merge_exact", "round_half_up", "tables_digest"]
+__all__ = ["ACT_BITS", "ACT_LIMIT", "ExactMeans", "ExactWallocDecoder", "IntConv", "gelu_table", "merge_exact", "round_half_up", "tables_digest"]
 
 ACT_BITS = 14
 ACT_LIMIT = 2**25
@@ -259,6 +258,75 @@ def merge_exact(y: torch.Tensor, bank: torch.Tensor, axis: int = -1) -> torch.Te
     if length > 2:  # fold the periodic overhang back onto the start
         x.narrow(axis, 0, length - 2).add_(x.narrow(axis, 2 * n, length - 2))
     return x.narrow(axis, 0, 2 * n)
+
+
+class ExactMeans:
+    """A hyperprior's means network ``h_m`` (transposed convolution, GELU, convolution) on integers:
+    integer z -> the means of y, the same on every machine and thread count.
+
+    The decoder's latents are ``symbols + means``. With float64 means, two machines (or two BLAS
+    builds) could disagree by an ulp, and ``erf`` itself is not the same function everywhere; where
+    that ulp sits on a rounding boundary of the exact decoder's input (``round(y * 2**8)``), the
+    decoded pixels differ, and a video codec whose decoded frames are the next frame's reference
+    drifts between encoder and decoder. Here:
+
+    * the transposed convolution (kernel k, stride s, padding p) is the convolution of the
+      zero-stuffed z (s - 1 zeros between samples) with the flipped kernel and padding k - 1 - p,
+      an ``IntConv`` on integer inputs (``in_bits`` 0; z clamped to |z| <= 2**25, far beyond any
+      table's range), so its partial sums stay below 2**53 as the module docstring's table says;
+    * GELU is the integer table (``exact_gelu``);
+    * the last convolution is an ``IntConv`` at ``ACT_BITS``; a grouped one (walloc-audio-hp) is
+      expanded to its block-diagonal dense weight, which quantises every output channel exactly as
+      the grouped weight would (the zeros add nothing).
+
+    ``__call__`` returns float64 multiples of 2**-14 (exact). They differ from the float64 means by
+    the weights' and activations' rounding: at most 0.006 on rd's fixture photo, where a latent's
+    quantisation step is 1 (``tests/entropy/test_exact_means.py``). The encoder still chooses its
+    symbols with the float64 means; what it takes as the decoded latents (a restoration filter's
+    fit, a video reference) uses these, as the decoder does.
+    """
+
+    def __init__(self, h_m: nn.Sequential) -> None:
+        if len(h_m) != 3 or not isinstance(h_m[1], nn.GELU) or h_m[1].approximate != "none":
+            raise ModelError("ExactMeans takes h_m = (transposed convolution, exact GELU, convolution)")
+        up, conv = h_m[0], h_m[2]
+        if not isinstance(up, (nn.ConvTranspose1d, nn.ConvTranspose2d)) or any(o for o in up.output_padding) \
+                or up.groups != 1 or any(d != 1 for d in up.dilation) or len(set(up.stride)) != 1:
+            raise ModelError("ExactMeans takes one plain strided transposed convolution first")
+        self.dims = 1 if isinstance(up, nn.ConvTranspose1d) else 2
+        k, self.stride, pad = up.kernel_size[0], up.stride[0], up.padding[0]
+        if set(up.kernel_size) != {k} or set(up.padding) != {pad} or pad > k - 1:
+            raise ModelError("ExactMeans takes a square kernel with padding below its size")
+        w = _np(up.weight)  # (in, out, *k)
+        flipped = np.ascontiguousarray(np.flip(w, axis=tuple(range(2, w.ndim))).swapaxes(0, 1))
+        self.up = IntConv(flipped, None if up.bias is None else _np(up.bias), 0, self.dims, k - 1 - pad)
+        cw = _np(conv.weight)  # (out, in / groups, *k)
+        g = conv.groups
+        if g > 1:
+            per_in, per_out = cw.shape[1], cw.shape[0] // g
+            dense = np.zeros((cw.shape[0], per_in * g, *cw.shape[2:]))
+            for j in range(g):
+                dense[j * per_out : (j + 1) * per_out, j * per_in : (j + 1) * per_in] = cw[j * per_out : (j + 1) * per_out]
+            cw = dense
+        cpad = conv.padding[0] if isinstance(conv.padding, tuple) else conv.padding
+        self.conv = IntConv(cw, None if conv.bias is None else _np(conv.bias), ACT_BITS, self.dims, int(cpad))
+
+    @torch.no_grad()
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """Integer z (B, N, *grid) -> means (B, C, *stride x grid), float64 multiples of 2**-14, CPU."""
+        z = z.detach().cpu().double().clamp(-ACT_LIMIT, ACT_LIMIT)
+        s = self.stride
+        grid = z.shape[2:]
+        stuffed = z.new_zeros(*z.shape[:2], *[(n - 1) * s + 1 for n in grid])
+        if self.dims == 1:
+            stuffed[..., ::s] = z
+        else:
+            stuffed[..., ::s, ::s] = z
+        a = exact_gelu(self.up(stuffed), inplace=True)
+        return self.conv(a).mul_(2.0**-ACT_BITS)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [*self.up.tensors(), *self.conv.tensors()]
 
 
 class ExactWallocDecoder:

@@ -184,7 +184,7 @@ def test_round_trip_gives_the_encoders_latents(dims, rates, rate):
     y_hat = m.decode(sections, tuple(y64.shape), rate, 4, "test latents")
     _, y_hat_enc = m.encode(y64, rate, 4, write=False)
     z = m.hyper_analysis(y64)
-    ref = m.symbols(y64, z).double() + m.means(z)
+    ref = m.symbols(y64, z).double() + m.reconstruction_means(z)  # symbols from the float64 means
     assert torch.equal(y_hat, ref) and torch.equal(y_hat_enc, ref)
     sym, z_dec, _ = m.decode_symbols(sections, tuple(y64.shape), rate, 4, "test latents")
     assert torch.equal(z_dec, z) and torch.equal(sym, m.symbols(y64, z))
@@ -355,5 +355,5 @@ def test_the_write_pass_returns_the_decoders_latents_when_asked(context_slices, 
     assert torch.equal(y_hat, decoded) and torch.equal(m.encode(y64, 0, 4, write=False)[1], decoded)
     if context_hidden:  # the slices' corrections really move the second slice's means
         z = m.hyper_analysis(y64)
-        plain = m.symbols(y64, z).double() + m.means(z)
+        plain = m.symbols(y64, z).double() + m.reconstruction_means(z)
         assert not torch.equal(decoded[:, 2:], plain[:, 2:])

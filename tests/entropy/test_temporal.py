@@ -124,7 +124,8 @@ def reference(tm: TemporalHyperprior, y64: torch.Tensor, prev_k: torch.Tensor):
             pos[:, 0, i, j] = flags[:, i // b, j // b]
     symbols = [torch.where(pos, ks[s] - prev_k[:, s * CS : (s + 1) * CS], ks[s]) for s in range(SLICES)]
     indexes = [torch.where(pos, temp_idx[s], intra_idx[s]) for s in range(SLICES)]
-    return dict(z=z.long(), means=means, k=k, hidden=hidden, intra_idx=intra_idx, temp_idx=temp_idx,
+    # the decoded latents add the fixed-point means (tested against PyTorch in test_exact_means.py)
+    return dict(z=z.long(), means=means, recon=base.reconstruction_means(z.long()), k=k, hidden=hidden, intra_idx=intra_idx, temp_idx=temp_idx,
                 intra_blocks=intra_blocks, temp_blocks=temp_blocks, flags=flags, pos=pos, symbols=symbols,
                 indexes=indexes)
 
@@ -328,7 +329,7 @@ def test_encode_writes_the_flags_then_z_then_the_slices_of_the_chosen_modes():
     assert sections[0][:nflag] == packbits_ref(ref["flags"])
     assert torch.equal(state.k, ref["k"]) and state.k.dtype == torch.int64
     assert state.y_hat.dtype == torch.float64
-    torch.testing.assert_close(state.y_hat, ref["k"].double() + ref["means"], rtol=0, atol=1e-12)
+    assert torch.equal(state.y_hat, ref["k"].double() + ref["recon"])
     base = tm.base
     z, read = base.readers((sections[0][nflag:], *sections[1:]), tuple(y64.shape), 1, "test")
     assert torch.equal(z, ref["z"])
@@ -493,9 +494,9 @@ def test_forward_charges_each_block_its_cheaper_mode(block, shape):
             want_z = -torch.log2(t64.base.rate_priors[r].likelihood(ref["z"][i : i + 1].double())).sum()
         torch.testing.assert_close(bits["z"][i], want_z)
     assert not torch.allclose(bits["z"][0], bits["z"][1])  # the two rate points' priors differ
-    torch.testing.assert_close(y_hat, ref["k"].double() + ref["means"], rtol=0, atol=1e-12)
+    torch.testing.assert_close(y_hat, ref["k"].double() + ref["means"], rtol=0, atol=1e-12)  # training: float means
     _, enc = tm.encode(y64, prev, 0)
-    torch.testing.assert_close(y_hat, enc.y_hat, rtol=0, atol=1e-12)
+    assert torch.equal(enc.y_hat, ref["k"].double() + ref["recon"])  # coding: the fixed-point means
 
 
 def test_forward_charges_z_as_the_rounded_z_even_when_training():
