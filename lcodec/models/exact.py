@@ -100,9 +100,14 @@ def exact_gelu(a: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         else:
             index, out = (a + GELU_RANGE).to(torch.int32), torch.empty(a.shape, dtype=a.dtype)
         return torch.index_select(table, 0, index.reshape(-1), out=out.view(-1)).view(a.shape)
-    inside = table[(a.clamp(-GELU_RANGE, GELU_RANGE) + GELU_RANGE).long()]
-    out = torch.where(a > GELU_RANGE, a, torch.where(a < -GELU_RANGE, torch.zeros_like(a), inside))
-    return a.copy_(out) if inplace else out
+    # beyond the table: table[0] = 0 and table[-1] = GELU_RANGE, so the clamped entry plus what a
+    # exceeds the range by is a above it and 0 below it (integers: exact)
+    excess = (a - GELU_RANGE).clamp_(min=0)
+    index = a.clamp(-GELU_RANGE, GELU_RANGE).add_(GELU_RANGE).to(torch.int32)
+    out = a if inplace and a.is_contiguous() else torch.empty(a.shape, dtype=a.dtype)
+    torch.index_select(table, 0, index.reshape(-1), out=out.view(-1))
+    out = out.add_(excess)
+    return a.copy_(out) if inplace and out is not a else out
 
 
 class IntConv:

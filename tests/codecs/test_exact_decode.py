@@ -240,6 +240,17 @@ def test_gelu_table_is_gelu_to_half_a_step_and_pinned():
 GELU_SHA256 = "51fae7634330a0d471ceb2109f2c038f5b3f0ff39118a0b3028f6cecc0b69cc5"
 
 
+def test_gelu_beyond_its_table_is_the_identity_above_and_zero_below_in_place_or_not():
+    """Past |a| = 8 (the table's range) GELU is a or 0 to within 1e-14, so the integer GELU must give
+    exactly a and 0 there; the in-place variant writes the same values into its input."""
+    big = torch.tensor([-3.0 * GELU_RANGE, -GELU_RANGE - 1.0, 5.0, GELU_RANGE + 1.0, 2.5 * GELU_RANGE], dtype=torch.float64)
+    want = torch.tensor([0.0, 0.0, float(gelu_table()[GELU_RANGE + 5]), GELU_RANGE + 1.0, 2.5 * GELU_RANGE],
+                        dtype=torch.float64)
+    assert torch.equal(exact_gelu(big), want)
+    for x in (big.clone(), torch.zeros(10, dtype=torch.float64)[::2].copy_(big)):  # contiguous, strided
+        assert torch.equal(exact_gelu(x, inplace=True), want) and torch.equal(x, want)
+
+
 def test_exact_resampling_follows_torchaudio_and_reaches_the_length():
     from lcodec.models.exact import exact_resample
     from lcodec.models.transforms import resample
