@@ -3,8 +3,10 @@
 Each row is a real stream (``compress``, container included) decoded by the exact decoder; the
 yardstick is WebP's rate at the same PSNR, interpolated (log rate) over Pillow WebP qualities
 0..100, method 6, on the same crop. ``--latent-lr-scale`` overrides the latents' learning-rate
-factor (``LATENT_LR_SCALE``; Cool-chic's encoder gain of 16 acts like 16), ``--lmbda 0`` fits
-distortion only (how far the fit gets in the steps given, whatever the rate).
+factor (``LATENT_LR_SCALE``; Cool-chic's encoder gain of 16 acts like 16); ``--lr``,
+``--noise-fraction`` and ``--rate-ramp`` override the other fitting constants of
+``lcodec.codecs.overfit``; ``--lmbda 0`` fits distortion only (how far the fit gets in the steps
+given, whatever the rate).
 
     python benchmarks/overfit_probe.py --steps 500 --size 256 --qualities 2,4 --latent-lr-scale 16
 """
@@ -53,10 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qualities", default="2,4")
     ap.add_argument("--latent-lr-scale", type=float, default=None)
     ap.add_argument("--lmbda", type=float, default=None, help="override the quality's lambda (0: distortion only)")
+    ap.add_argument("--lr", type=float, default=None, help="override the base learning rate (LR)")
+    ap.add_argument("--noise-fraction", type=float, default=None, help="override NOISE_FRACTION")
+    ap.add_argument("--rate-ramp", type=float, default=None, help="override RATE_RAMP (0: no ramp)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
-    if args.latent_lr_scale is not None:
-        overfit.LATENT_LR_SCALE = args.latent_lr_scale
+    for flag, name in (("latent_lr_scale", "LATENT_LR_SCALE"), ("lr", "LR"), ("noise_fraction", "NOISE_FRACTION"),
+                       ("rate_ramp", "RATE_RAMP")):
+        if getattr(args, flag) is not None:
+            setattr(overfit, name, getattr(args, flag))
     im = np.asarray(Image.open(VAL / args.name).convert("RGB"))
     top, left = (im.shape[0] - args.size) // 2, (im.shape[1] - args.size) // 2
     im = np.ascontiguousarray(im[top : top + args.size, left : left + args.size])
@@ -73,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         p, bpp = psnr(out, im), len(data) * 8 / (args.size**2)
         webp = float(np.exp(np.interp(p, wp, np.log(wb))))
         print(json.dumps({"name": args.name, "size": args.size, "quality": q, "steps": args.steps,
-                          "latent_lr_scale": overfit.LATENT_LR_SCALE, "lmbda": codec.lmbda, "bpp": round(bpp, 4),
+                          "latent_lr_scale": overfit.LATENT_LR_SCALE, "lr": overfit.LR,
+                          "noise_fraction": overfit.NOISE_FRACTION, "rate_ramp": overfit.RATE_RAMP,
+                          "lmbda": codec.lmbda, "bpp": round(bpp, 4),
                           "psnr": round(p, 3), "webp_bpp_at_same_psnr": round(webp, 4),
                           "rate_vs_webp": round(bpp / webp, 2), "encode_s": round(seconds, 1)}), flush=True)
     return 0
