@@ -58,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=None, help="override the base learning rate (LR)")
     ap.add_argument("--noise-fraction", type=float, default=None, help="override NOISE_FRACTION")
     ap.add_argument("--rate-ramp", type=float, default=None, help="override RATE_RAMP (0: no ramp)")
+    ap.add_argument("--frozen-levels", type=int, default=None, help="override FROZEN_LEVELS (0: fit every grid)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     for flag, name in (("latent_lr_scale", "LATENT_LR_SCALE"), ("lr", "LR"), ("noise_fraction", "NOISE_FRACTION"),
-                       ("rate_ramp", "RATE_RAMP")):
+                       ("rate_ramp", "RATE_RAMP"), ("frozen_levels", "FROZEN_LEVELS")):
         if getattr(args, flag) is not None:
             setattr(overfit, name, getattr(args, flag))
     im = np.asarray(Image.open(VAL / args.name).convert("RGB"))
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"name": args.name, "size": args.size, "quality": q, "steps": args.steps,
                           "latent_lr_scale": overfit.LATENT_LR_SCALE, "lr": overfit.LR,
                           "noise_fraction": overfit.NOISE_FRACTION, "rate_ramp": overfit.RATE_RAMP,
+                          "frozen_levels": overfit.FROZEN_LEVELS,
                           "lmbda": codec.lmbda, "bpp": round(bpp, 4),
                           "psnr": round(p, 3), "webp_bpp_at_same_psnr": round(webp, 4),
                           "rate_vs_webp": round(bpp / webp, 2), "encode_s": round(seconds, 1)}), flush=True)

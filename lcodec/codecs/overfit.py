@@ -49,6 +49,11 @@ LR = 1e-2
 LATENT_LR_SCALE = 3.0
 ARM_LR_SCALE = 1.0
 RATE_RAMP = 0.3  # the rate weight grows linearly from 0 to lambda over this fraction of the steps
+# the finest grids the fit leaves at zero (still coded: nearly free under the ARM). Fitted, the
+# full-resolution grid took most of the rate (1 latent per pixel, 0.83 bpp at q3 on a 256x256 crop)
+# for little PSNR: left at zero, 500 steps need 3.2-3.8x WebP's rate instead of 5.0-8.0x
+# (benchmarks/overfit_probe.py --frozen-levels; docs/models/overfit-rgb.md)
+FROZEN_LEVELS = 1
 
 
 def overfit_tables_state() -> dict[str, object]:
@@ -135,8 +140,10 @@ class OverfitCodec(Codec):
         h, w = x.shape[-2:]
         self._fresh(seed)
         self.transform.init_grids(h, w)
+        for grid in list(self.transform.latents)[:FROZEN_LEVELS]:
+            grid.requires_grad_(False)  # stays 0 (module comment at FROZEN_LEVELS)
         self.train()
-        opt = torch.optim.Adam([{"params": list(self.transform.latents), "scale": LATENT_LR_SCALE},
+        opt = torch.optim.Adam([{"params": [g for g in self.transform.latents if g.requires_grad], "scale": LATENT_LR_SCALE},
                                 {"params": list(self.transform.synthesis.parameters()), "scale": 1.0},
                                 {"params": list(self.entropy.parameters()), "scale": ARM_LR_SCALE}], lr=LR)
         gen = torch.Generator().manual_seed(seed)

@@ -127,6 +127,22 @@ def test_decoder_reproduces_the_fitted_picture_and_fit_helps(codec):
     assert mse_fit < 0.5 * torch.mean((before - x) ** 2)
 
 
+
+def test_the_fit_leaves_the_finest_grids_at_zero(codec):
+    """FROZEN_LEVELS (lcodec.codecs.overfit): the full-resolution grid stays 0 through the fit (it
+    took most of the rate for little PSNR), is still coded and decoded, and the other grids carry
+    the picture."""
+    from lcodec.codecs.overfit import FROZEN_LEVELS
+
+    assert FROZEN_LEVELS >= 1
+    x = _image(24, 40, seed=3)
+    data = codec.compress(x, steps=40)
+    grids = list(codec.transform.latents)
+    assert all(not g.requires_grad and not bool(g.detach().any()) for g in grids[:FROZEN_LEVELS])
+    assert any(bool(torch.round(g.detach()).any()) for g in grids[FROZEN_LEVELS:])
+    assert codec.decompress(data).shape == x.shape
+
+
 def test_rate_term_steers_the_fit():
     """Quality q fits with lambda OVERFIT_LMBDAS[q - 1], decreasing in q; a strong rate weight gives
     far fewer latent bits than none at all (same image, same steps)."""
