@@ -208,8 +208,17 @@ def _conv(module: nn.Module, in_bits: int, dims: int, scale_in: np.ndarray | Non
           scale_out: np.ndarray | None = None, extra_bias: np.ndarray | None = None) -> IntConv:
     """``module`` (Conv1d/2d) as an IntConv; ``scale_in`` multiplies its weights per input channel
     (a latent gain folded in), ``scale_out`` weights and bias per output channel, ``extra_bias``
-    is added to the bias (a per-rate bias folded in)."""
-    w = _np(module.weight)
+    is added to the bias (a per-rate bias folded in). A grouped convolution becomes its
+    block-diagonal dense weight, which quantises every output channel exactly as the grouped
+    weight would (the zeros add nothing)."""
+    w = _np(module.weight)  # (out, in / groups, *k)
+    g = module.groups
+    if g > 1:
+        per_in, per_out = w.shape[1], w.shape[0] // g
+        dense = np.zeros((w.shape[0], per_in * g, *w.shape[2:]))
+        for j in range(g):
+            dense[j * per_out : (j + 1) * per_out, j * per_in : (j + 1) * per_in] = w[j * per_out : (j + 1) * per_out]
+        w = dense
     b = np.zeros(w.shape[0]) if module.bias is None else _np(module.bias)
     if extra_bias is not None:
         b = b + extra_bias
@@ -280,9 +289,8 @@ class ExactMeans:
       an ``IntConv`` on integer inputs (``in_bits`` 0; z clamped to |z| <= 2**25, far beyond any
       table's range), so its partial sums stay below 2**53 as the module docstring's table says;
     * GELU is the integer table (``exact_gelu``);
-    * the last convolution is an ``IntConv`` at ``ACT_BITS``; a grouped one (walloc-audio-hp) is
-      expanded to its block-diagonal dense weight, which quantises every output channel exactly as
-      the grouped weight would (the zeros add nothing).
+    * the last convolution is an ``IntConv`` at ``ACT_BITS`` (``_conv``; a grouped one, as
+      walloc-audio-hp's, becomes its block-diagonal dense weight).
 
     ``__call__`` returns float64 multiples of 2**-14 (exact). They differ from the float64 means by
     the weights' and activations' rounding: at most 0.006 on rd's fixture photo, where a latent's
@@ -305,33 +313,17 @@ class ExactMeans:
         w = _np(up.weight)  # (in, out, *k)
         flipped = np.ascontiguousarray(np.flip(w, axis=tuple(range(2, w.ndim))).swapaxes(0, 1))
         self.up = IntConv(flipped, None if up.bias is None else _np(up.bias), 0, self.dims, k - 1 - pad)
-        cw = _np(conv.weight)  # (out, in / groups, *k)
-        g = conv.groups
-        if g > 1:
-            per_in, per_out = cw.shape[1], cw.shape[0] // g
-            dense = np.zeros((cw.shape[0], per_in * g, *cw.shape[2:]))
-            for j in range(g):
-                dense[j * per_out : (j + 1) * per_out, j * per_in : (j + 1) * per_in] = cw[j * per_out : (j + 1) * per_out]
-            cw = dense
-        cpad = conv.padding[0] if isinstance(conv.padding, tuple) else conv.padding
-        self.conv = IntConv(cw, None if conv.bias is None else _np(conv.bias), ACT_BITS, self.dims, int(cpad))
+        self.conv = _conv(conv, ACT_BITS, self.dims)  # grouped (walloc-audio-hp): block-diagonal
 
     @torch.no_grad()
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """Integer z (B, N, *grid) -> means (B, C, *stride x grid), float64 multiples of 2**-14, CPU."""
         z = z.detach().cpu().double().clamp(-ACT_LIMIT, ACT_LIMIT)
         s = self.stride
-        grid = z.shape[2:]
-        stuffed = z.new_zeros(*z.shape[:2], *[(n - 1) * s + 1 for n in grid])
-        if self.dims == 1:
-            stuffed[..., ::s] = z
-        else:
-            stuffed[..., ::s, ::s] = z
+        stuffed = z.new_zeros(*z.shape[:2], *[(n - 1) * s + 1 for n in z.shape[2:]])
+        stuffed[(..., *[slice(None, None, s)] * self.dims)] = z
         a = exact_gelu(self.up(stuffed), inplace=True)
         return self.conv(a).mul_(2.0**-ACT_BITS)
-
-    def tensors(self) -> list[torch.Tensor]:
-        return [*self.up.tensors(), *self.conv.tensors()]
 
 
 class ExactWallocDecoder:
