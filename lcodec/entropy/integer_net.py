@@ -94,7 +94,7 @@ class _StraightThroughClamp(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         # descent moves x by -grad: below lo it must grow (grad < 0), above hi shrink (grad > 0)
         passes = ((x >= ctx.lo) | (grad < 0)) & ((x <= ctx.hi) | (grad > 0))
-        return torch.where(passes, grad, torch.zeros((), dtype=grad.dtype)), None, None  # blocked: 0, even for inf
+        return torch.where(passes, grad, grad.new_zeros(())), None, None  # blocked: 0, even for inf
 
 
 def ste_clamp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
